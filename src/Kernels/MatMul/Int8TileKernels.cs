@@ -1,0 +1,470 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+using EdgeSlm.Kernels.Formats;
+
+namespace EdgeSlm.Kernels.MatMul;
+
+// The quantized matrix kernels, every tier in this one file, the reference first.
+//
+// All tiers share one schedule: a tile of 4 weight rows is decoded once per 32-weight block and multiplied
+// with 1 or 4 tokens' activation blocks (register blocking), the 4 rows' integer sums are reduced into one
+// vector [r0 r1 r2 r3], converted to float and accumulated with the scales d_w * d_x. Output for a token is
+// contiguous over rows, so the 4 results are stored as one vector. Tiles at the edge of the matrix repeat a
+// real row or token and drop the extra results, so no tier needs separate tail code.
+//
+// Tiers differ only in how they decode a block and multiply 32 int8 pairs:
+//   Reference       scalar, ggml's order of operations (sum_i * d_w * d_x per block)
+//   Vector128       portable Vector128 (widen to int16, multiply, widen to int32)
+//   AdvSimd         ARMv8.0 NEON: SMULL / SMLAL2 into int16, SADALP into int32
+//   AdvSimdDotProd  ARMv8.2 NEON: two SDOT per block
+//   Avx2            x64: PMADDUBSW / PMADDWD on 256-bit vectors, a whole block per register
+//   AvxVnni         x64: VPDPBUSD on 256-bit vectors
+//
+// Integer block sums are exact in every tier; only the float accumulation order differs, hence the named
+// tolerance in the tests. Activation quants are in [-127, 127] (ActivationQuantizer), which keeps every
+// 16-bit pair sum below 32768 (at most 2 * 128 * 127).
+
+/// <summary>How a weight type's blocks are laid out and decoded.</summary>
+internal unsafe interface IWeightFormat
+{
+    static abstract int BlockBytes { get; }
+
+    /// <summary>Multiplier that turns the fp16 scale's bits (shifted into a float) into the scale the 128-bit kernels use.</summary>
+    static abstract float ScaleBitsMultiplier128 { get; }
+
+    /// <summary>Σ w·a over one block, exactly, in scalar code.</summary>
+    static abstract int DotReference(byte* block, sbyte* activations);
+
+    /// <summary>The block's 32 weights as signed bytes, possibly times a power of two that <see cref="ScaleBitsMultiplier128"/> undoes.</summary>
+    static abstract void Decode128(byte* block, out Vector128<sbyte> low, out Vector128<sbyte> high);
+
+    /// <summary>The block as the unsigned operand of a u8·s8 multiply, and the signs to move onto the activations.</summary>
+    static abstract Vector256<byte> Decode256(byte* block, out Vector256<sbyte> signs);
+
+    /// <summary>Σ w·a as 8 int lanes, before subtracting <see cref="ActivationSumMultiplier256"/> · Σa.</summary>
+    static abstract Vector256<int> Dot256<TDot>(Vector256<byte> weights, Vector256<sbyte> signs, Vector256<sbyte> activations)
+        where TDot : struct, IInt8Dot256;
+
+    static abstract int ActivationSumMultiplier256 { get; }
+}
+
+internal readonly unsafe struct Q4_0Weights : IWeightFormat
+{
+    public static int BlockBytes => BlockQ4_0.Bytes;
+
+    // Decode128 yields 16·(q - 8): fold the 1/16 into the fp16 rebias (2^112 / 16, still exact).
+    public static float ScaleBitsMultiplier128 => 3.2451855365842673e32f; // 2^108
+
+    public static int ActivationSumMultiplier256 => 8;
+
+    public static int DotReference(byte* block, sbyte* a)
+    {
+        byte* q = block + 2;
+        int sum = 0;
+        for (int j = 0; j < 16; j++)
+        {
+            sum += ((q[j] & 0x0F) - 8) * a[j] + ((q[j] >> 4) - 8) * a[j + 16];
+        }
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Decode128(byte* block, out Vector128<sbyte> low, out Vector128<sbyte> high)
+    {
+        // q ^ 8 is (q - 8) as a 4-bit two's complement number; placed in the top nibble of a byte it reads as
+        // 16·(q - 8). One XOR flips both nibbles, then a shift (low) or a mask (high) moves each into place.
+        Vector128<byte> flipped = Vector128.Load(block + 2) ^ Vector128.Create((byte)0x88);
+        low = (flipped << 4).AsSByte();
+        high = (flipped & Vector128.Create((byte)0xF0)).AsSByte();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Decode256(byte* block, out Vector256<sbyte> signs)
+    {
+        // Nibbles 0..15 as they are (unsigned operand); the -8 is taken off later as 8·Σa.
+        Vector128<byte> packed = Vector128.Load(block + 2);
+        Vector128<byte> mask = Vector128.Create((byte)0x0F);
+        signs = default;
+        return Vector256.Create(packed & mask, (packed.AsUInt16() >> 4).AsByte() & mask);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot256<TDot>(Vector256<byte> weights, Vector256<sbyte> signs, Vector256<sbyte> activations)
+        where TDot : struct, IInt8Dot256 => TDot.DotUnsigned(weights, activations);
+}
+
+internal readonly unsafe struct Q8_0Weights : IWeightFormat
+{
+    public static int BlockBytes => BlockQ8_0.Bytes;
+
+    public static float ScaleBitsMultiplier128 => 5.192296858534828e33f; // 2^112
+
+    public static int ActivationSumMultiplier256 => 0;
+
+    public static int DotReference(byte* block, sbyte* a)
+    {
+        sbyte* q = (sbyte*)(block + 2);
+        int sum = 0;
+        for (int j = 0; j < 32; j++)
+        {
+            sum += q[j] * a[j];
+        }
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Decode128(byte* block, out Vector128<sbyte> low, out Vector128<sbyte> high)
+    {
+        low = Vector128.Load((sbyte*)(block + 2));
+        high = Vector128.Load((sbyte*)(block + 18));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Decode256(byte* block, out Vector256<sbyte> signs)
+    {
+        // u8·s8 wants one unsigned operand: |w|, with w's sign moved onto the activations (as ggml does).
+        signs = Vector256.Load((sbyte*)(block + 2));
+        return Avx2.Abs(signs);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Dot256<TDot>(Vector256<byte> weights, Vector256<sbyte> signs, Vector256<sbyte> activations)
+        where TDot : struct, IInt8Dot256 => TDot.DotUnsigned(weights, Avx2.Sign(activations, signs));
+}
+
+/// <summary>32 int8 products summed into 4 int lanes (how the lanes split the sum is the tier's business).</summary>
+internal interface IInt8Dot128
+{
+    static abstract Vector128<int> Dot(Vector128<sbyte> wLow, Vector128<sbyte> wHigh, Vector128<sbyte> aLow, Vector128<sbyte> aHigh);
+
+    /// <summary>[Σr0, Σr1, Σr2, Σr3].</summary>
+    static abstract Vector128<int> SumRows(Vector128<int> r0, Vector128<int> r1, Vector128<int> r2, Vector128<int> r3);
+}
+
+internal readonly struct Vector128Dot : IInt8Dot128
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Dot(Vector128<sbyte> wLow, Vector128<sbyte> wHigh, Vector128<sbyte> aLow, Vector128<sbyte> aHigh)
+    {
+        (Vector128<short> w0, Vector128<short> w1) = Vector128.Widen(wLow);
+        (Vector128<short> a0, Vector128<short> a1) = Vector128.Widen(aLow);
+        (Vector128<short> w2, Vector128<short> w3) = Vector128.Widen(wHigh);
+        (Vector128<short> a2, Vector128<short> a3) = Vector128.Widen(aHigh);
+        (Vector128<int> p0, Vector128<int> p1) = Vector128.Widen(w0 * a0 + w1 * a1);
+        (Vector128<int> p2, Vector128<int> p3) = Vector128.Widen(w2 * a2 + w3 * a3);
+        return (p0 + p1) + (p2 + p3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumRows(Vector128<int> r0, Vector128<int> r1, Vector128<int> r2, Vector128<int> r3) =>
+        Vector128.Create(Vector128.Sum(r0), Vector128.Sum(r1), Vector128.Sum(r2), Vector128.Sum(r3));
+}
+
+internal readonly struct AdvSimdDot : IInt8Dot128
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Dot(Vector128<sbyte> wLow, Vector128<sbyte> wHigh, Vector128<sbyte> aLow, Vector128<sbyte> aHigh)
+    {
+        Vector128<short> low = AdvSimd.MultiplyWideningLower(wLow.GetLower(), aLow.GetLower());
+        low = AdvSimd.MultiplyWideningUpperAndAdd(low, wLow, aLow);
+        Vector128<short> high = AdvSimd.MultiplyWideningLower(wHigh.GetLower(), aHigh.GetLower());
+        high = AdvSimd.MultiplyWideningUpperAndAdd(high, wHigh, aHigh);
+        return AdvSimd.AddPairwiseWideningAndAdd(AdvSimd.AddPairwiseWidening(low), high);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumRows(Vector128<int> r0, Vector128<int> r1, Vector128<int> r2, Vector128<int> r3) =>
+        AdvSimd.Arm64.AddPairwise(AdvSimd.Arm64.AddPairwise(r0, r1), AdvSimd.Arm64.AddPairwise(r2, r3));
+}
+
+internal readonly struct AdvSimdDotProdDot : IInt8Dot128
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> Dot(Vector128<sbyte> wLow, Vector128<sbyte> wHigh, Vector128<sbyte> aLow, Vector128<sbyte> aHigh) =>
+        Dp.DotProduct(Dp.DotProduct(Vector128<int>.Zero, wLow, aLow), wHigh, aHigh);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<int> SumRows(Vector128<int> r0, Vector128<int> r1, Vector128<int> r2, Vector128<int> r3) =>
+        AdvSimdDot.SumRows(r0, r1, r2, r3);
+}
+
+/// <summary>Σ u8·s8 over 32 pairs into 8 int lanes.</summary>
+internal interface IInt8Dot256
+{
+    static abstract Vector256<int> DotUnsigned(Vector256<byte> u, Vector256<sbyte> s);
+}
+
+internal readonly struct Avx2Dot : IInt8Dot256
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotUnsigned(Vector256<byte> u, Vector256<sbyte> s) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256<short>.One);
+}
+
+internal readonly struct AvxVnniDot : IInt8Dot256
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> DotUnsigned(Vector256<byte> u, Vector256<sbyte> s) =>
+        AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, u, s);
+}
+
+/// <summary>The scalar reference: one row, one token, one block at a time, in ggml's order of operations.</summary>
+internal static unsafe class ReferenceTiles<TFormat> where TFormat : struct, IWeightFormat
+{
+    public static void RunRows(in MatMulArgs args, int rowStart, int rowEnd)
+    {
+        for (int t = 0; t < args.Tokens; t++)
+        {
+            byte* activations = args.ActivationRow(t);
+            for (int r = rowStart; r < rowEnd; r++)
+            {
+                byte* weights = args.WeightRow(r);
+                float sum = 0f;
+                for (int b = 0; b < args.Blocks; b++)
+                {
+                    byte* w = weights + b * TFormat.BlockBytes;
+                    byte* a = activations + b * BlockQ8_0.Bytes;
+                    int blockSum = TFormat.DotReference(w, (sbyte*)(a + 2));
+                    sum += blockSum * (float)*(Half*)w * (float)*(Half*)a;
+                }
+                args.Output[(nint)t * args.OutputStride + r] = sum;
+            }
+        }
+    }
+}
+
+/// <summary>The driver shared by the tiled tiers: walks 4-row tiles and 4- or 1-token tiles.</summary>
+internal static unsafe class TileWalk
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(in MatMulArgs args, Vector128<float> values, int token, int row, int liveRows)
+    {
+        float* y = args.Output + (nint)token * args.OutputStride + row;
+        if (liveRows == 4)
+        {
+            values.Store(y);
+            return;
+        }
+        for (int i = 0; i < liveRows; i++)
+        {
+            y[i] = values.GetElement(i);
+        }
+    }
+
+    /// <summary>Four row pointers for the tile at <paramref name="row"/>, repeating the first where the matrix ends.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Rows(in MatMulArgs args, int row, int rowEnd, out byte* w0, out byte* w1, out byte* w2, out byte* w3)
+    {
+        int live = Math.Min(4, rowEnd - row);
+        w0 = args.WeightRow(row);
+        w1 = live > 1 ? w0 + args.WeightRowBytes : w0;
+        w2 = live > 2 ? w0 + 2 * args.WeightRowBytes : w0;
+        w3 = live > 3 ? w0 + 3 * args.WeightRowBytes : w0;
+        return live;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<uint> ScaleBits(byte* w0, byte* w1, byte* w2, byte* w3) =>
+        Vector128.Create((uint)*(ushort*)w0, *(ushort*)w1, *(ushort*)w2, *(ushort*)w3);
+}
+
+/// <summary>The 128-bit tiers (portable, NEON, NEON with SDOT): one block is two Vector128 of int8.</summary>
+internal static unsafe class Vector128Tiles<TFormat, TDot>
+    where TFormat : struct, IWeightFormat
+    where TDot : struct, IInt8Dot128
+{
+    public static void RunRows(in MatMulArgs args, int rowStart, int rowEnd)
+    {
+        for (int row = rowStart; row < rowEnd; row += 4)
+        {
+            int live = TileWalk.Rows(args, row, rowEnd, out byte* w0, out byte* w1, out byte* w2, out byte* w3);
+            int t = 0;
+            for (; t + 1 < args.Tokens; t += 4)
+            {
+                // 2 or 3 tokens left: repeat the last one rather than re-decode the weights per token.
+                int last = args.Tokens - 1;
+                Tile4x4(w0, w1, w2, w3, args, t, t + 1, Math.Min(t + 2, last), Math.Min(t + 3, last),
+                    out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3);
+                TileWalk.Store(args, y0, t, row, live);
+                TileWalk.Store(args, y1, t + 1, row, live);
+                if (t + 2 <= last) TileWalk.Store(args, y2, t + 2, row, live);
+                if (t + 3 <= last) TileWalk.Store(args, y3, t + 3, row, live);
+            }
+            if (t < args.Tokens)
+            {
+                TileWalk.Store(args, Tile4x1(w0, w1, w2, w3, args, t), t, row, live);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static Vector128<float> Tile4x1(byte* w0, byte* w1, byte* w2, byte* w3, in MatMulArgs args, int token)
+    {
+        byte* a = args.ActivationRow(token);
+        float* activationScales = args.ActivationScales + (nint)token * args.Blocks;
+        Vector128<float> sum = Vector128<float>.Zero;
+        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes, a += BlockQ8_0.Bytes)
+        {
+            TFormat.Decode128(w0, out Vector128<sbyte> w0Low, out Vector128<sbyte> w0High);
+            TFormat.Decode128(w1, out Vector128<sbyte> w1Low, out Vector128<sbyte> w1High);
+            TFormat.Decode128(w2, out Vector128<sbyte> w2Low, out Vector128<sbyte> w2High);
+            TFormat.Decode128(w3, out Vector128<sbyte> w3Low, out Vector128<sbyte> w3High);
+            Vector128<float> scales = RowScales(w0, w1, w2, w3) * activationScales[b];
+            sum = Accumulate(sum, a, scales, w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
+        }
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Tile4x4(byte* w0, byte* w1, byte* w2, byte* w3, in MatMulArgs args, int t0, int t1, int t2, int t3,
+        out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3)
+    {
+        byte* a0 = args.ActivationRow(t0), a1 = args.ActivationRow(t1), a2 = args.ActivationRow(t2), a3 = args.ActivationRow(t3);
+        float* s0 = args.ActivationScales + (nint)t0 * args.Blocks, s1 = args.ActivationScales + (nint)t1 * args.Blocks;
+        float* s2 = args.ActivationScales + (nint)t2 * args.Blocks, s3 = args.ActivationScales + (nint)t3 * args.Blocks;
+        Vector128<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
+        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes)
+        {
+            TFormat.Decode128(w0, out Vector128<sbyte> w0Low, out Vector128<sbyte> w0High);
+            TFormat.Decode128(w1, out Vector128<sbyte> w1Low, out Vector128<sbyte> w1High);
+            TFormat.Decode128(w2, out Vector128<sbyte> w2Low, out Vector128<sbyte> w2High);
+            TFormat.Decode128(w3, out Vector128<sbyte> w3Low, out Vector128<sbyte> w3High);
+            Vector128<float> scales = RowScales(w0, w1, w2, w3);
+            nint offset = (nint)b * BlockQ8_0.Bytes;
+
+            sum0 = Accumulate(sum0, a0 + offset, scales * s0[b], w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
+            sum1 = Accumulate(sum1, a1 + offset, scales * s1[b], w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
+            sum2 = Accumulate(sum2, a2 + offset, scales * s2[b], w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
+            sum3 = Accumulate(sum3, a3 + offset, scales * s3[b], w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
+        }
+        y0 = sum0;
+        y1 = sum1;
+        y2 = sum2;
+        y3 = sum3;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Accumulate(Vector128<float> sum, byte* a, Vector128<float> scales,
+        Vector128<sbyte> w0Low, Vector128<sbyte> w0High, Vector128<sbyte> w1Low, Vector128<sbyte> w1High,
+        Vector128<sbyte> w2Low, Vector128<sbyte> w2High, Vector128<sbyte> w3Low, Vector128<sbyte> w3High)
+    {
+        Vector128<sbyte> aLow = Vector128.Load((sbyte*)(a + 2));
+        Vector128<sbyte> aHigh = Vector128.Load((sbyte*)(a + 18));
+        Vector128<int> sums = TDot.SumRows(
+            TDot.Dot(w0Low, w0High, aLow, aHigh), TDot.Dot(w1Low, w1High, aLow, aHigh),
+            TDot.Dot(w2Low, w2High, aLow, aHigh), TDot.Dot(w3Low, w3High, aLow, aHigh));
+        return Vector128.MultiplyAddEstimate(Vector128.ConvertToSingle(sums), scales, sum);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> RowScales(byte* w0, byte* w1, byte* w2, byte* w3)
+    {
+        // Exact fp16 -> fp32 of the four row scales (see Fp16), times the format's decode factor.
+        Vector128<uint> bits = TileWalk.ScaleBits(w0, w1, w2, w3);
+        Vector128<float> magnitude = ((bits & Vector128.Create(0x7FFFu)) << 13).AsSingle() * Vector128.Create(TFormat.ScaleBitsMultiplier128);
+        return (magnitude.AsUInt32() | ((bits & Vector128.Create(0x8000u)) << 16)).AsSingle();
+    }
+}
+
+/// <summary>The 256-bit x64 tiers (AVX2, AVX-VNNI): one block is one Vector256 of int8.</summary>
+internal static unsafe class Vector256Tiles<TFormat, TDot>
+    where TFormat : struct, IWeightFormat
+    where TDot : struct, IInt8Dot256
+{
+    public static void RunRows(in MatMulArgs args, int rowStart, int rowEnd)
+    {
+        Debug.Assert(Avx2.IsSupported);
+        for (int row = rowStart; row < rowEnd; row += 4)
+        {
+            int live = TileWalk.Rows(args, row, rowEnd, out byte* w0, out byte* w1, out byte* w2, out byte* w3);
+            int t = 0;
+            for (; t + 1 < args.Tokens; t += 4)
+            {
+                int last = args.Tokens - 1;
+                Tile4x4(w0, w1, w2, w3, args, t, t + 1, Math.Min(t + 2, last), Math.Min(t + 3, last),
+                    out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3);
+                TileWalk.Store(args, y0, t, row, live);
+                TileWalk.Store(args, y1, t + 1, row, live);
+                if (t + 2 <= last) TileWalk.Store(args, y2, t + 2, row, live);
+                if (t + 3 <= last) TileWalk.Store(args, y3, t + 3, row, live);
+            }
+            if (t < args.Tokens)
+            {
+                TileWalk.Store(args, Tile4x1(w0, w1, w2, w3, args, t), t, row, live);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static Vector128<float> Tile4x1(byte* w0, byte* w1, byte* w2, byte* w3, in MatMulArgs args, int token)
+    {
+        byte* a = args.ActivationRow(token);
+        float* activationScales = args.ActivationScales + (nint)token * args.Blocks;
+        int* activationSums = args.ActivationSums + (nint)token * args.Blocks;
+        Vector128<float> sum = Vector128<float>.Zero;
+        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes, a += BlockQ8_0.Bytes)
+        {
+            Vector256<byte> u0 = TFormat.Decode256(w0, out Vector256<sbyte> n0);
+            Vector256<byte> u1 = TFormat.Decode256(w1, out Vector256<sbyte> n1);
+            Vector256<byte> u2 = TFormat.Decode256(w2, out Vector256<sbyte> n2);
+            Vector256<byte> u3 = TFormat.Decode256(w3, out Vector256<sbyte> n3);
+            Vector128<float> scales = RowScales(w0, w1, w2, w3) * activationScales[b];
+            sum = Accumulate(sum, a, activationSums[b], scales, u0, n0, u1, n1, u2, n2, u3, n3);
+        }
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Tile4x4(byte* w0, byte* w1, byte* w2, byte* w3, in MatMulArgs args, int t0, int t1, int t2, int t3,
+        out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3)
+    {
+        byte* a0 = args.ActivationRow(t0), a1 = args.ActivationRow(t1), a2 = args.ActivationRow(t2), a3 = args.ActivationRow(t3);
+        float* s0 = args.ActivationScales + (nint)t0 * args.Blocks, s1 = args.ActivationScales + (nint)t1 * args.Blocks;
+        float* s2 = args.ActivationScales + (nint)t2 * args.Blocks, s3 = args.ActivationScales + (nint)t3 * args.Blocks;
+        int* c0 = args.ActivationSums + (nint)t0 * args.Blocks, c1 = args.ActivationSums + (nint)t1 * args.Blocks;
+        int* c2 = args.ActivationSums + (nint)t2 * args.Blocks, c3 = args.ActivationSums + (nint)t3 * args.Blocks;
+        Vector128<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
+        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes)
+        {
+            Vector256<byte> u0 = TFormat.Decode256(w0, out Vector256<sbyte> n0);
+            Vector256<byte> u1 = TFormat.Decode256(w1, out Vector256<sbyte> n1);
+            Vector256<byte> u2 = TFormat.Decode256(w2, out Vector256<sbyte> n2);
+            Vector256<byte> u3 = TFormat.Decode256(w3, out Vector256<sbyte> n3);
+            Vector128<float> scales = RowScales(w0, w1, w2, w3);
+            nint offset = (nint)b * BlockQ8_0.Bytes;
+
+            sum0 = Accumulate(sum0, a0 + offset, c0[b], scales * s0[b], u0, n0, u1, n1, u2, n2, u3, n3);
+            sum1 = Accumulate(sum1, a1 + offset, c1[b], scales * s1[b], u0, n0, u1, n1, u2, n2, u3, n3);
+            sum2 = Accumulate(sum2, a2 + offset, c2[b], scales * s2[b], u0, n0, u1, n1, u2, n2, u3, n3);
+            sum3 = Accumulate(sum3, a3 + offset, c3[b], scales * s3[b], u0, n0, u1, n1, u2, n2, u3, n3);
+        }
+        y0 = sum0;
+        y1 = sum1;
+        y2 = sum2;
+        y3 = sum3;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Accumulate(Vector128<float> sum, byte* a, int activationSum, Vector128<float> scales,
+        Vector256<byte> u0, Vector256<sbyte> n0, Vector256<byte> u1, Vector256<sbyte> n1,
+        Vector256<byte> u2, Vector256<sbyte> n2, Vector256<byte> u3, Vector256<sbyte> n3)
+    {
+        Vector256<sbyte> activations = Vector256.Load((sbyte*)(a + 2));
+        Vector256<int> h01 = Avx2.HorizontalAdd(TFormat.Dot256<TDot>(u0, n0, activations), TFormat.Dot256<TDot>(u1, n1, activations));
+        Vector256<int> h23 = Avx2.HorizontalAdd(TFormat.Dot256<TDot>(u2, n2, activations), TFormat.Dot256<TDot>(u3, n3, activations));
+        Vector256<int> h = Avx2.HorizontalAdd(h01, h23); // [r0 r1 r2 r3] of the low 128 bits, then of the high
+        Vector128<int> sums = h.GetLower() + h.GetUpper();
+        if (TFormat.ActivationSumMultiplier256 != 0)
+        {
+            sums -= Vector128.Create(TFormat.ActivationSumMultiplier256 * activationSum);
+        }
+        return Vector128.MultiplyAddEstimate(Vector128.ConvertToSingle(sums), scales, sum);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> RowScales(byte* w0, byte* w1, byte* w2, byte* w3) =>
+        Fp16.ToSingle(TileWalk.ScaleBits(w0, w1, w2, w3));
+}

@@ -1,0 +1,166 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using EdgeSlm.Kernels.Dispatch;
+using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Kernels.Quantization;
+using EdgeSlm.Kernels.Threading;
+
+namespace EdgeSlm.Kernels.MatMul;
+
+/// <summary>
+/// y[t, r] = Σ_k W[r, k] · x[t, k] for a quantized W and f32 activations of 1 to any number of tokens: the
+/// activations are quantized to Q8_0 once, then rows are split over a small reusable pool of threads and
+/// each thread runs the selected kernel path. One instance per inference thread (not thread-safe); after the
+/// first call with the largest shape, calls allocate nothing.
+/// </summary>
+public sealed unsafe class QuantMatMul : IDisposable
+{
+    private readonly WorkerPool _pool;
+    private readonly Action<int> _runPart;
+    private readonly delegate*<in MatMulArgs, int, int, void> _q4_0;
+    private readonly delegate*<in MatMulArgs, int, int, void> _q8_0;
+    private readonly ActivationQuantizer.Tier _quantize;
+
+    private MatMulArgs _args;
+    private delegate*<in MatMulArgs, int, int, void> _kernel;
+    private int _rowTiles;
+    private byte[] _activations = [];
+    private float[] _activationScales = [];
+    private int[] _activationSums = [];
+
+    /// <param name="threads">Threads to split rows over (1 to 64; the caller's thread is one of them).</param>
+    /// <param name="path">A kernel path; by default <see cref="KernelPaths.Default"/>.</param>
+    public QuantMatMul(int threads = 1, KernelPath? path = null)
+    {
+        Path = path ?? KernelPaths.Default;
+        if (!KernelPaths.IsSupported(Path))
+        {
+            throw new NotSupportedException($"This CPU cannot run the {KernelPaths.Name(Path)} kernel path (it supports: {string.Join(", ", KernelPaths.Supported.Select(KernelPaths.Name))}).");
+        }
+        _q4_0 = QuantMatMulKernels.Q4_0(Path);
+        _q8_0 = QuantMatMulKernels.Q8_0(Path);
+        _quantize = QuantMatMulKernels.Quantizer(Path);
+        _pool = new WorkerPool(threads);
+        _runPart = RunPart;
+    }
+
+    public KernelPath Path { get; }
+    public int Threads => _pool.Threads;
+
+    /// <summary>y[t, r] = Σ_k W[r, k] · x[t, k].</summary>
+    /// <param name="weights">W, rows × k.</param>
+    /// <param name="activations">x, tokens × k, row-major.</param>
+    /// <param name="tokens">Number of activation rows (1 for a matrix-vector product).</param>
+    /// <param name="output">y, tokens × rows, row-major.</param>
+    public void Multiply(QuantizedMatrix weights, ReadOnlySpan<float> activations, int tokens, Span<float> output)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (tokens < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "At least one token is needed.");
+        }
+        int k = weights.Columns;
+        if (activations.Length != (long)tokens * k)
+        {
+            throw new ArgumentException($"{tokens} tokens of {k} values need {(long)tokens * k} activations, not {activations.Length}.", nameof(activations));
+        }
+        if (output.Length != (long)tokens * weights.Rows)
+        {
+            throw new ArgumentException($"{tokens} tokens times {weights.Rows} rows need {(long)tokens * weights.Rows} outputs, not {output.Length}.", nameof(output));
+        }
+
+        int blocks = k / BlockQ8_0.Elements;
+        EnsureActivationCapacity(tokens * blocks);
+        fixed (float* x = activations)
+        fixed (float* y = output)
+        fixed (byte* a = _activations)
+        fixed (float* aScales = _activationScales)
+        fixed (int* aSums = _activationSums)
+        {
+            _quantize(x, tokens * blocks, a, aScales, aSums);
+            _args = new MatMulArgs
+            {
+                Weights = weights.Data,
+                WeightRowBytes = (nint)weights.RowBytes,
+                Rows = weights.Rows,
+                Blocks = blocks,
+                Activations = a,
+                ActivationScales = aScales,
+                ActivationSums = aSums,
+                Tokens = tokens,
+                Output = y,
+                OutputStride = weights.Rows,
+            };
+            _rowTiles = (weights.Rows + 3) / 4;
+            _kernel = weights.Type == QuantType.Q4_0 ? _q4_0 : _q8_0;
+            if (_pool.Threads == 1 || _rowTiles == 1)
+            {
+                _kernel(in _args, 0, weights.Rows);
+            }
+            else
+            {
+                _pool.Run(_runPart);
+            }
+            _args = default;
+        }
+    }
+
+    private void RunPart(int part)
+    {
+        // Whole 4-row tiles per thread; the last thread also takes the ragged end of the matrix.
+        int parts = _pool.Threads;
+        int first = (int)((long)_rowTiles * part / parts) * 4;
+        int end = Math.Min(_args.Rows, (int)((long)_rowTiles * (part + 1) / parts) * 4);
+        if (first < end)
+        {
+            _kernel(in _args, first, end);
+        }
+    }
+
+    private void EnsureActivationCapacity(int blocks)
+    {
+        if (_activationScales.Length >= blocks)
+        {
+            return;
+        }
+        // Pinned (POH) so the kernels can hold pointers while worker threads run.
+        _activations = GC.AllocateUninitializedArray<byte>(blocks * BlockQ8_0.Bytes + Vector128<byte>.Count, pinned: true);
+        _activationScales = GC.AllocateUninitializedArray<float>(blocks, pinned: true);
+        _activationSums = GC.AllocateUninitializedArray<int>(blocks, pinned: true);
+    }
+
+    public void Dispose() => _pool.Dispose();
+}
+
+/// <summary>The one place that maps a kernel path to its kernels.</summary>
+internal static unsafe class QuantMatMulKernels
+{
+    public static delegate*<in MatMulArgs, int, int, void> Q4_0(KernelPath path) => path switch
+    {
+        KernelPath.Reference => &ReferenceTiles<Q4_0Weights>.RunRows,
+        KernelPath.Portable => &Vector128Tiles<Q4_0Weights, Vector128Dot>.RunRows,
+        KernelPath.Neon => &Vector128Tiles<Q4_0Weights, AdvSimdDot>.RunRows,
+        KernelPath.NeonDotProd => &Vector128Tiles<Q4_0Weights, AdvSimdDotProdDot>.RunRows,
+        KernelPath.Avx2 => &Vector256Tiles<Q4_0Weights, Avx2Dot>.RunRows,
+        KernelPath.AvxVnni => &Vector256Tiles<Q4_0Weights, AvxVnniDot>.RunRows,
+        _ => throw new NotSupportedException($"Unknown kernel path {path}."),
+    };
+
+    public static delegate*<in MatMulArgs, int, int, void> Q8_0(KernelPath path) => path switch
+    {
+        KernelPath.Reference => &ReferenceTiles<Q8_0Weights>.RunRows,
+        KernelPath.Portable => &Vector128Tiles<Q8_0Weights, Vector128Dot>.RunRows,
+        KernelPath.Neon => &Vector128Tiles<Q8_0Weights, AdvSimdDot>.RunRows,
+        KernelPath.NeonDotProd => &Vector128Tiles<Q8_0Weights, AdvSimdDotProdDot>.RunRows,
+        KernelPath.Avx2 => &Vector256Tiles<Q8_0Weights, Avx2Dot>.RunRows,
+        KernelPath.AvxVnni => &Vector256Tiles<Q8_0Weights, AvxVnniDot>.RunRows,
+        _ => throw new NotSupportedException($"Unknown kernel path {path}."),
+    };
+
+    public static ActivationQuantizer.Tier Quantizer(KernelPath path) => path switch
+    {
+        KernelPath.Reference => ActivationQuantizer.QuantizeReference,
+        KernelPath.Avx2 or KernelPath.AvxVnni => ActivationQuantizer.QuantizeVector256,
+        _ => ActivationQuantizer.QuantizeVector128,
+    };
+}

@@ -1,0 +1,174 @@
+using System.Runtime.InteropServices;
+using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Kernels.Quantization;
+
+namespace EdgeSlm.Kernels.Tests;
+
+public unsafe class QuantizerTests
+{
+    // Round-to-nearest leaves at most half a step per element; Q4_0 also clamps +8 steps to +7 (one full step).
+    // The fp16 scale is itself rounded, by at most Fp16RoundingError(d), and that error is multiplied by the
+    // quant (at most 8 or 128 in magnitude).
+    private static double Q4_0ElementError(double d) => Math.Abs(d) + 9 * Fp16RoundingError(d);
+    private static double Q8_0ElementError(double d) => 0.5 * Math.Abs(d) + 128.5 * Fp16RoundingError(d);
+
+    /// <summary>Half an fp16 ulp at d: 2^-11 relative for normal halves, 2^-25 absolute for subnormal ones.</summary>
+    private static double Fp16RoundingError(double d) => Math.Max(Math.Abs(d) * Math.Pow(2, -11), Math.Pow(2, -25));
+
+    // ggml's test-quantize-fns bounds the RMS error of 4-bit types on its synthetic data at 0.002; on unit
+    // Gaussians the RMS error of Q4_0 is about 0.085 (uniform error over a step of about max/8).
+    private const double Q4_0RmsErrorOnUnitGaussian = 0.1;
+    private const double Q8_0RmsErrorOnUnitGaussian = 0.006;
+
+    public static TheoryData<int> Lengths => new() { 0, 32, 64, 96, 256, 384, 1536 };
+
+    [Theory]
+    [MemberData(nameof(Lengths))]
+    public void Q4_0_round_trip_stays_within_a_step_per_element(int length)
+    {
+        float[] x = TestData.Mixed(length, seed: length + 1);
+        var blocks = new BlockQ4_0[length / 32];
+        ReferenceQuantizer.QuantizeQ4_0(x, blocks);
+        var y = new float[length];
+        ReferenceQuantizer.DequantizeQ4_0(blocks, y);
+        for (int i = 0; i < length; i++)
+        {
+            double step = (float)blocks[i / 32].Scale;
+            Assert.True(Math.Abs(x[i] - y[i]) <= Q4_0ElementError(step), $"element {i}: {x[i]} -> {y[i]} (step {step})");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Lengths))]
+    public void Q8_0_round_trip_stays_within_half_a_step_per_element(int length)
+    {
+        float[] x = TestData.Mixed(length, seed: length + 2);
+        var blocks = new BlockQ8_0[length / 32];
+        ReferenceQuantizer.QuantizeQ8_0(x, blocks);
+        var y = new float[length];
+        ReferenceQuantizer.DequantizeQ8_0(blocks, y);
+        for (int i = 0; i < length; i++)
+        {
+            double step = (float)blocks[i / 32].Scale;
+            Assert.True(Math.Abs(x[i] - y[i]) <= Q8_0ElementError(step), $"element {i}: {x[i]} -> {y[i]} (step {step})");
+        }
+    }
+
+    [Fact]
+    public void Round_trip_rms_error_on_gaussian_data_is_within_bounds()
+    {
+        float[] x = TestData.Gaussian(32 * 1024, seed: 7);
+        Assert.InRange(RoundTripRms(QuantType.Q4_0, x), 0.01, Q4_0RmsErrorOnUnitGaussian);
+        Assert.InRange(RoundTripRms(QuantType.Q8_0, x), 0.0001, Q8_0RmsErrorOnUnitGaussian);
+    }
+
+    [Fact]
+    public void All_zero_block_quantizes_to_zero_scale_and_midpoint_quants()
+    {
+        var q4 = new BlockQ4_0[1];
+        ReferenceQuantizer.QuantizeQ4_0(new float[32], q4);
+        Assert.Equal((Half)0f, q4[0].Scale);
+        for (int j = 0; j < 16; j++) Assert.Equal(0x88, q4[0].Quants[j]);
+
+        var q8 = new BlockQ8_0[1];
+        ReferenceQuantizer.QuantizeQ8_0(new float[32], q8);
+        Assert.Equal((Half)0f, q8[0].Scale);
+        for (int j = 0; j < 32; j++) Assert.Equal(0, q8[0].Quants[j]);
+    }
+
+    [Fact]
+    public void Quantizers_reject_partial_blocks_and_wrong_buffers()
+    {
+        Assert.Throws<ArgumentException>(() => ReferenceQuantizer.Quantize(QuantType.Q4_0, new float[33], new byte[36]));
+        Assert.Throws<ArgumentException>(() => ReferenceQuantizer.Quantize(QuantType.Q8_0, new float[64], new byte[67]));
+        Assert.Throws<ArgumentException>(() => ReferenceQuantizer.QuantizeQ4_0(new float[64], new BlockQ4_0[1]));
+    }
+
+    public static TheoryData<string, int> ActivationCases()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (string tier in new[] { "vector128", "vector256" })
+        {
+            foreach (int blocks in new[] { 0, 1, 2, 3, 5, 12, 48, 97 })
+            {
+                data.Add(tier, blocks);
+            }
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(ActivationCases))]
+    public void Activation_quantizer_tiers_are_bit_identical_to_the_reference(string tier, int blocks)
+    {
+        // Vector256 runs in software where it is not accelerated (ARM64): still exact, so it is checked there too.
+        float[] x = TestData.Mixed(blocks * 32, seed: 100 + blocks);
+        (byte[] expected, float[] expectedScales, int[] expectedSums) = QuantizeActivations(ActivationQuantizer.QuantizeReference, x);
+        (byte[] actual, float[] actualScales, int[] actualSums) = QuantizeActivations(
+            tier == "vector128" ? ActivationQuantizer.QuantizeVector128 : ActivationQuantizer.QuantizeVector256, x);
+        Assert.Equal(expected, actual);
+        Assert.Equal(expectedScales, actualScales);
+        Assert.Equal(expectedSums, actualSums);
+    }
+
+    [Fact]
+    public void Activation_quants_stay_within_plus_minus_127_and_match_their_scales()
+    {
+        float[] x = TestData.Mixed(32 * 64, seed: 5);
+        (byte[] bytes, float[] scales, int[] sums) = QuantizeActivations(ActivationQuantizer.QuantizeVector128, x);
+        ReadOnlySpan<BlockQ8_0> blocks = MemoryMarshal.Cast<byte, BlockQ8_0>(bytes);
+        for (int b = 0; b < blocks.Length; b++)
+        {
+            Assert.Equal((float)blocks[b].Scale, scales[b]);
+            int sum = 0;
+            for (int j = 0; j < 32; j++)
+            {
+                Assert.InRange((int)blocks[b].Quants[j], -127, 127);
+                sum += blocks[b].Quants[j];
+            }
+            Assert.Equal(sum, sums[b]);
+        }
+        // And the quantized values are close to the input: within half a step and the fp16 rounding of the scale.
+        var y = new float[x.Length];
+        ReferenceQuantizer.DequantizeQ8_0(blocks, y);
+        for (int i = 0; i < x.Length; i++)
+        {
+            Assert.True(Math.Abs(x[i] - y[i]) <= Q8_0ElementError(scales[i / 32]), $"element {i}: {x[i]} -> {y[i]}");
+        }
+    }
+
+    internal static (byte[] Blocks, float[] Scales, int[] Sums) QuantizeActivations(ActivationQuantizer.Tier tier, float[] x)
+    {
+        int blocks = x.Length / 32;
+        // One guard block past the end: a tier that writes too far changes it.
+        var bytes = new byte[(blocks + 1) * 34];
+        bytes.AsSpan(blocks * 34).Fill(0xA5);
+        var scales = new float[blocks + 1];
+        var sums = new int[blocks + 1];
+        scales[blocks] = 12345f;
+        sums[blocks] = 54321;
+        fixed (float* source = x)
+        fixed (byte* destination = bytes)
+        fixed (float* s = scales)
+        fixed (int* c = sums)
+        {
+            tier(source, blocks, destination, s, c);
+        }
+        Assert.All(bytes[(blocks * 34)..], b => Assert.Equal(0xA5, b));
+        Assert.Equal(12345f, scales[blocks]);
+        Assert.Equal(54321, sums[blocks]);
+        return (bytes[..(blocks * 34)], scales[..blocks], sums[..blocks]);
+    }
+
+    private static double RoundTripRms(QuantType type, float[] x)
+    {
+        QuantTypeTraits traits = QuantTypeTraits.Of(type);
+        var bytes = new byte[traits.RowBytes(x.Length)];
+        traits.Quantize(x, bytes);
+        var y = new float[x.Length];
+        traits.Dequantize(bytes, y);
+        double sum = 0;
+        for (int i = 0; i < x.Length; i++) sum += (x[i] - y[i]) * (double)(x[i] - y[i]);
+        return Math.Sqrt(sum / x.Length);
+    }
+}
