@@ -1,0 +1,80 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using EdgeSlm.Kernels.Dispatch;
+
+namespace EdgeSlm.EdgeModule.Cli;
+
+/// <summary>The <c>edgeslm</c> command line: parses the verb and hands over. Errors are one line on stderr and a non-zero exit.</summary>
+internal static class CommandLine
+{
+    public const int ExitOk = 0;
+    public const int ExitFailure = 1;
+    public const int ExitUsage = 2;
+
+    private const string Usage =
+        """
+        edgeslm: intent recognition for voice transcripts and sensor events on the edge, int4 on NEON.
+
+        Usage:
+          edgeslm info --cpu        CPU features and the int8 kernel path this process selects
+          edgeslm --version         version, runtime and architecture
+          edgeslm --help            this text
+
+        Environment:
+          EDGESLM_KERNELS           force a kernel path: auto|reference|portable|avx2|avx-vnni|neon|neon-dotprod
+        """;
+
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        try
+        {
+            return args switch
+            {
+                [] or ["--help"] or ["-h"] or ["help"] => Print(output, Usage),
+                ["--version"] or ["version"] => Print(output, VersionLine()),
+                ["info", "--cpu"] => Print(output, CpuReport()),
+                ["info", ..] => Fail(error, ExitUsage, "info: say what to show (--cpu)."),
+                [string verb, ..] => Fail(error, ExitUsage, $"Unknown command '{verb}'. Run 'edgeslm --help'."),
+            };
+        }
+        catch (NotSupportedException e)
+        {
+            return Fail(error, ExitFailure, e.Message);
+        }
+    }
+
+    private static string VersionLine()
+    {
+        string version = typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+        return $"edgeslm {version} ({RuntimeInformation.FrameworkDescription}, {RuntimeInformation.RuntimeIdentifier}, {(RuntimeFeature.IsDynamicCodeSupported ? "JIT" : "NativeAOT")})";
+    }
+
+    private static string CpuReport()
+    {
+        var lines = new List<string>
+        {
+            $"architecture: {RuntimeInformation.ProcessArchitecture}",
+            $"os: {RuntimeInformation.OSDescription}",
+            $"processors: {Environment.ProcessorCount}",
+            $"vectors: {KernelPaths.DescribeVectors()}",
+        };
+        lines.AddRange(KernelPaths.CpuFeatures().Select(f => $"feature {f.Name}: {(f.Supported ? "yes" : "no")}"));
+        lines.Add($"supported kernel paths: {string.Join(", ", KernelPaths.Supported.Select(KernelPaths.Name))}");
+        string? forced = Environment.GetEnvironmentVariable(KernelPaths.EnvironmentVariable);
+        lines.Add($"kernel path: {KernelPaths.Name(KernelPaths.Default)}{(string.IsNullOrWhiteSpace(forced) ? "" : $" (forced by {KernelPaths.EnvironmentVariable}={forced})")}");
+        return string.Join(Environment.NewLine, lines);
+    }
+
+    private static int Print(TextWriter output, string text)
+    {
+        output.WriteLine(text);
+        return ExitOk;
+    }
+
+    private static int Fail(TextWriter error, int code, string message)
+    {
+        error.WriteLine($"edgeslm: {message}");
+        return code;
+    }
+}

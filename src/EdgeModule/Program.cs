@@ -1,0 +1,3 @@
+using EdgeSlm.EdgeModule.Cli;
+
+return CommandLine.Run(args, Console.Out, Console.Error);
