@@ -18,11 +18,18 @@ internal static class CommandLine
 
         Usage:
           edgeslm info --cpu        CPU features and the int8 kernel path this process selects
+          edgeslm info FILE.gguf    a GGUF file's metadata and tensor table
+          edgeslm convert --bundled minilm|arctic-xs [--type q4_0|q8_0|f16|f32] -o OUT.gguf
+          edgeslm convert --onnx FILE --vocab FILE [--pooling mean|cls] [--type ...] -o OUT.gguf
+                                    convert a BERT-family ONNX model to GGUF (llama.cpp's bert layout)
+          edgeslm embed [--model FILE] [--threads N] [--file SENTENCES | TEXT...]
+                                    one JSON array (pooled, L2-normalised embedding) per input line
           edgeslm --version         version, runtime and architecture
           edgeslm --help            this text
 
         Environment:
           EDGESLM_KERNELS           force a kernel path: auto|reference|portable|avx2|avx-vnni|neon|neon-dotprod
+          EDGESLM_CACHE             where the default model is converted to (default ~/.cache/edgeslm)
         """;
 
     public static int Run(string[] args, TextWriter output, TextWriter error)
@@ -34,12 +41,21 @@ internal static class CommandLine
                 [] or ["--help"] or ["-h"] or ["help"] => Print(output, Usage),
                 ["--version"] or ["version"] => Print(output, VersionLine()),
                 ["info", "--cpu"] => Print(output, CpuReport()),
-                ["info", ..] => Fail(error, ExitUsage, "info: say what to show (--cpu)."),
+                ["info", string file] when !file.StartsWith('-') => ModelCommands.Info(file, output),
+                ["info", ..] => Fail(error, ExitUsage, "info: say what to show (--cpu or a GGUF file)."),
+                ["convert", .. var rest] => ModelCommands.Convert(new Arguments(rest, new HashSet<string> { "plain" }), output, error),
+                ["embed", .. var rest] => ModelCommands.Embed(new Arguments(rest, new HashSet<string>()), output),
                 [string verb, ..] => Fail(error, ExitUsage, $"Unknown command '{verb}'. Run 'edgeslm --help'."),
             };
         }
-        catch (NotSupportedException e)
+        catch (UsageException e)
         {
+            return Fail(error, ExitUsage, e.Message);
+        }
+        catch (Exception e) when (e is NotSupportedException or Gguf.GgufFormatException or Onnx.OnnxFormatException
+            or IOException or UnauthorizedAccessException or InvalidDataException or FormatException or ArgumentException)
+        {
+            // Bad input ends with one line and a non-zero exit, never a stack trace.
             return Fail(error, ExitFailure, e.Message);
         }
     }

@@ -38,8 +38,12 @@ internal unsafe interface IWeightFormat
     /// <summary>Σ w·a over one block, exactly, in scalar code.</summary>
     static abstract int DotReference(byte* block, sbyte* activations);
 
-    /// <summary>The block's 32 weights as signed bytes, possibly times a power of two that <see cref="ScaleBitsMultiplier128"/> undoes.</summary>
-    static abstract void Decode128(byte* block, out Vector128<sbyte> low, out Vector128<sbyte> high);
+    /// <summary>
+    /// The block's 32 weights as signed bytes, possibly times a power of two that <see cref="ScaleBitsMultiplier128"/> undoes.
+    /// <paramref name="nibbleFlip"/> (0x88 in every byte) and <paramref name="highNibble"/> (0xF0) are passed in from
+    /// outside the loop: made inside, the JIT rebuilds them on every block.
+    /// </summary>
+    static abstract void Decode128(byte* block, Vector128<byte> nibbleFlip, Vector128<byte> highNibble, out Vector128<sbyte> low, out Vector128<sbyte> high);
 
     /// <summary>The block as the unsigned operand of a u8·s8 multiply, and the signs to move onto the activations.</summary>
     static abstract Vector256<byte> Decode256(byte* block, out Vector256<sbyte> signs);
@@ -72,13 +76,13 @@ internal readonly unsafe struct Q4_0Weights : IWeightFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Decode128(byte* block, out Vector128<sbyte> low, out Vector128<sbyte> high)
+    public static void Decode128(byte* block, Vector128<byte> nibbleFlip, Vector128<byte> highNibble, out Vector128<sbyte> low, out Vector128<sbyte> high)
     {
         // q ^ 8 is (q - 8) as a 4-bit two's complement number; placed in the top nibble of a byte it reads as
         // 16·(q - 8). One XOR flips both nibbles, then a shift (low) or a mask (high) moves each into place.
-        Vector128<byte> flipped = Vector128.Load(block + 2) ^ Vector128.Create((byte)0x88);
+        Vector128<byte> flipped = Vector128.Load(block + 2) ^ nibbleFlip;
         low = (flipped << 4).AsSByte();
-        high = (flipped & Vector128.Create((byte)0xF0)).AsSByte();
+        high = (flipped & highNibble).AsSByte();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -116,7 +120,7 @@ internal readonly unsafe struct Q8_0Weights : IWeightFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Decode128(byte* block, out Vector128<sbyte> low, out Vector128<sbyte> high)
+    public static void Decode128(byte* block, Vector128<byte> nibbleFlip, Vector128<byte> highNibble, out Vector128<sbyte> low, out Vector128<sbyte> high)
     {
         low = Vector128.Load((sbyte*)(block + 2));
         high = Vector128.Load((sbyte*)(block + 18));
@@ -306,13 +310,15 @@ internal static unsafe class Vector128Tiles<TFormat, TDot>
         byte* a = args.ActivationRow(token);
         float* activationScales = args.ActivationScales + (nint)token * args.Blocks;
         Vector128<float> sum = Vector128<float>.Zero;
+        Vector128<byte> flip = Vector128.Create((byte)0x88), highNibble = Vector128.Create((byte)0xF0);
+        ScaleConstants scaleConstants = new();
         for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes, a += BlockQ8_0.Bytes)
         {
-            TFormat.Decode128(w0, out Vector128<sbyte> w0Low, out Vector128<sbyte> w0High);
-            TFormat.Decode128(w1, out Vector128<sbyte> w1Low, out Vector128<sbyte> w1High);
-            TFormat.Decode128(w2, out Vector128<sbyte> w2Low, out Vector128<sbyte> w2High);
-            TFormat.Decode128(w3, out Vector128<sbyte> w3Low, out Vector128<sbyte> w3High);
-            Vector128<float> scales = RowScales(w0, w1, w2, w3) * activationScales[b];
+            TFormat.Decode128(w0, flip, highNibble, out Vector128<sbyte> w0Low, out Vector128<sbyte> w0High);
+            TFormat.Decode128(w1, flip, highNibble, out Vector128<sbyte> w1Low, out Vector128<sbyte> w1High);
+            TFormat.Decode128(w2, flip, highNibble, out Vector128<sbyte> w2Low, out Vector128<sbyte> w2High);
+            TFormat.Decode128(w3, flip, highNibble, out Vector128<sbyte> w3Low, out Vector128<sbyte> w3High);
+            Vector128<float> scales = RowScales(w0, w1, w2, w3, scaleConstants) * activationScales[b];
             sum = Accumulate(sum, a, scales, w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
         }
         return sum;
@@ -326,13 +332,15 @@ internal static unsafe class Vector128Tiles<TFormat, TDot>
         float* s0 = args.ActivationScales + (nint)t0 * args.Blocks, s1 = args.ActivationScales + (nint)t1 * args.Blocks;
         float* s2 = args.ActivationScales + (nint)t2 * args.Blocks, s3 = args.ActivationScales + (nint)t3 * args.Blocks;
         Vector128<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
+        Vector128<byte> flip = Vector128.Create((byte)0x88), highNibble = Vector128.Create((byte)0xF0);
+        ScaleConstants scaleConstants = new();
         for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes)
         {
-            TFormat.Decode128(w0, out Vector128<sbyte> w0Low, out Vector128<sbyte> w0High);
-            TFormat.Decode128(w1, out Vector128<sbyte> w1Low, out Vector128<sbyte> w1High);
-            TFormat.Decode128(w2, out Vector128<sbyte> w2Low, out Vector128<sbyte> w2High);
-            TFormat.Decode128(w3, out Vector128<sbyte> w3Low, out Vector128<sbyte> w3High);
-            Vector128<float> scales = RowScales(w0, w1, w2, w3);
+            TFormat.Decode128(w0, flip, highNibble, out Vector128<sbyte> w0Low, out Vector128<sbyte> w0High);
+            TFormat.Decode128(w1, flip, highNibble, out Vector128<sbyte> w1Low, out Vector128<sbyte> w1High);
+            TFormat.Decode128(w2, flip, highNibble, out Vector128<sbyte> w2Low, out Vector128<sbyte> w2High);
+            TFormat.Decode128(w3, flip, highNibble, out Vector128<sbyte> w3Low, out Vector128<sbyte> w3High);
+            Vector128<float> scales = RowScales(w0, w1, w2, w3, scaleConstants);
             nint offset = (nint)b * BlockQ8_0.Bytes;
 
             sum0 = Accumulate(sum0, a0 + offset, scales * s0[b], w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
@@ -359,13 +367,35 @@ internal static unsafe class Vector128Tiles<TFormat, TDot>
         return Vector128.MultiplyAddEstimate(Vector128.ConvertToSingle(sums), scales, sum);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> RowScales(byte* w0, byte* w1, byte* w2, byte* w3)
+    /// <summary>Loop-invariant constants of <see cref="RowScales"/>, made once per tile.</summary>
+    private readonly struct ScaleConstants()
     {
-        // Exact fp16 -> fp32 of the four row scales (see Fp16), times the format's decode factor.
-        Vector128<uint> bits = TileWalk.ScaleBits(w0, w1, w2, w3);
-        Vector128<float> magnitude = ((bits & Vector128.Create(0x7FFFu)) << 13).AsSingle() * Vector128.Create(TFormat.ScaleBitsMultiplier128);
-        return (magnitude.AsUInt32() | ((bits & Vector128.Create(0x8000u)) << 16)).AsSingle();
+        // NEON: bits of the sign-extended half shifted left by 13, keeping the sign (bit 31) and exponent and
+        // mantissa (bits 27..13). Portable: the masks of Fp16.ToSingle.
+        public readonly Vector128<int> SignAndMagnitude = Vector128.Create(unchecked((int)0x8FFFE000));
+        public readonly Vector128<uint> Magnitude = Vector128.Create(0x7FFFu);
+        public readonly Vector128<uint> Sign = Vector128.Create(0x8000u);
+        public readonly Vector128<float> Multiplier = Vector128.Create(TFormat.ScaleBitsMultiplier128);
+    }
+
+    /// <summary>The four rows' fp16 block scales as floats, exactly (see <see cref="Fp16"/>), times the format's decode factor.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> RowScales(byte* w0, byte* w1, byte* w2, byte* w3, in ScaleConstants constants)
+    {
+        if (AdvSimd.IsSupported)
+        {
+            // Four lane loads, one SSHLL: the sign lands in bit 31 (and 30..28, masked off) and the rest in place,
+            // so a single multiply by 2^112 both rebiases the exponent and keeps the sign.
+            Vector64<short> halves = AdvSimd.LoadAndInsertScalar(Vector64<short>.Zero, 0, (short*)w0);
+            halves = AdvSimd.LoadAndInsertScalar(halves, 1, (short*)w1);
+            halves = AdvSimd.LoadAndInsertScalar(halves, 2, (short*)w2);
+            halves = AdvSimd.LoadAndInsertScalar(halves, 3, (short*)w3);
+            Vector128<int> bits = AdvSimd.ShiftLeftLogicalWideningLower(halves, 13) & constants.SignAndMagnitude;
+            return bits.AsSingle() * constants.Multiplier;
+        }
+        Vector128<uint> raw = TileWalk.ScaleBits(w0, w1, w2, w3);
+        Vector128<float> magnitude = ((raw & constants.Magnitude) << 13).AsSingle() * constants.Multiplier;
+        return (magnitude.AsUInt32() | ((raw & constants.Sign) << 16)).AsSingle();
     }
 }
 

@@ -1,0 +1,286 @@
+using System.Numerics.Tensors;
+using EdgeSlm.Kernels.Dispatch;
+using EdgeSlm.Kernels.MatMul;
+
+namespace EdgeSlm.EdgeModule.Model;
+
+/// <summary>
+/// The fast forward pass: every linear layer on the int8 kernels (all tokens of all sentences in a batch go
+/// through one GEMM, so each weight block loaded serves many tokens), float work on TensorPrimitives.
+/// Sentences are packed one after another without padding; attention runs within each sentence, which is
+/// exactly what an attention mask over padded batches computes. Buffers are made once for the largest batch
+/// seen: after that, encoding allocates nothing. Not thread-safe: one encoder per inference thread.
+/// </summary>
+public sealed class BertEncoder : IDisposable
+{
+    private readonly BertModel _model;
+    private readonly BertConfig _config;
+    private readonly QuantMatMul _matMul;
+    private readonly float _attentionScale;
+
+    // RunState: activations for up to _capacity tokens.
+    private int _capacity;
+    private float[] _hidden = [];      // (tokens, hidden)
+    private float[] _query = [];       // (tokens, hidden), heads side by side
+    private float[] _key = [];         // (tokens, hidden)
+    private float[] _value = [];       // (tokens, hidden)
+    private float[] _context = [];     // (tokens, hidden) attention output before its projection
+    private float[] _projected = [];   // (tokens, hidden) output of a projection, before the residual add
+    private float[] _feedForward = []; // (tokens, feed-forward)
+    private float[] _scores = [];      // (context) one row of attention weights
+    private readonly float[] _geluA;   // (feed-forward) scratch for GELU
+    private readonly float[] _geluB;   // (feed-forward)
+
+    public BertEncoder(BertModel model, int threads = 1, KernelPath? path = null)
+    {
+        _model = model;
+        _config = model.Config;
+        _matMul = new QuantMatMul(threads, path);
+        _attentionScale = 1f / MathF.Sqrt(_config.HeadSize);
+        _geluA = new float[_config.FeedForwardSize];
+        _geluB = new float[_config.FeedForwardSize];
+        EnsureCapacity(64);
+    }
+
+    public BertConfig Config => _config;
+    public KernelPath Path => _matMul.Path;
+    public int Threads => _matMul.Threads;
+
+    /// <summary>
+    /// Embeds a batch: <paramref name="tokens"/> holds each sentence's ids ([CLS] ... [SEP]) one after another,
+    /// <paramref name="lengths"/> their lengths; <paramref name="embeddings"/> receives one pooled, L2-normalised
+    /// vector of <see cref="BertConfig.HiddenSize"/> floats per sentence.
+    /// </summary>
+    public void Encode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, Span<float> embeddings)
+    {
+        int hidden = _config.HiddenSize;
+        int total = 0;
+        foreach (int length in lengths)
+        {
+            if (length < 1 || length > _config.ContextLength)
+            {
+                throw new ArgumentOutOfRangeException(nameof(lengths), length, $"a sentence needs 1 to {_config.ContextLength} tokens");
+            }
+            total += length;
+        }
+        if (total != tokens.Length)
+        {
+            throw new ArgumentException($"the lengths add up to {total} tokens, but {tokens.Length} were given", nameof(tokens));
+        }
+        if (embeddings.Length != lengths.Length * hidden)
+        {
+            throw new ArgumentException($"{lengths.Length} sentences need {lengths.Length * hidden} floats of output, not {embeddings.Length}", nameof(embeddings));
+        }
+        foreach (int id in tokens)
+        {
+            if ((uint)id >= (uint)_config.VocabularySize)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), id, $"token ids run from 0 to {_config.VocabularySize - 1}");
+            }
+        }
+        EnsureCapacity(total);
+
+        Embed(tokens, lengths);
+        foreach (LayerWeights layer in _model.Layers)
+        {
+            EncoderLayer(layer, lengths, total);
+        }
+        Pool(lengths, embeddings);
+    }
+
+    /// <summary>Embeddings: word + position + token type (all type 0), then LayerNorm.</summary>
+    private void Embed(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths)
+    {
+        int hidden = _config.HiddenSize;
+        int t = 0;
+        foreach (int length in lengths)
+        {
+            for (int position = 0; position < length; position++, t++)
+            {
+                Span<float> row = _hidden.AsSpan(t * hidden, hidden);
+                _model.TokenEmbedding(tokens[t], row);
+                TensorPrimitives.Add(row, _model.PositionEmbeddings.AsSpan(position * hidden, hidden), row);
+                TensorPrimitives.Add(row, _model.TokenTypeEmbeddings.AsSpan(0, hidden), row);
+                LayerNorm(row, _model.EmbeddingNormWeight, _model.EmbeddingNormBias);
+            }
+        }
+    }
+
+    private void EncoderLayer(LayerWeights layer, ReadOnlySpan<int> lengths, int total)
+    {
+        int hidden = _config.HiddenSize;
+        Span<float> x = _hidden.AsSpan(0, total * hidden);
+
+        // Q, K, V projections of every token.
+        Linear(layer.Query, x, total, _query);
+        Linear(layer.Key, x, total, _key);
+        Linear(layer.Value, x, total, _value);
+
+        // Scaled dot-product attention, per sentence and head.
+        int start = 0;
+        foreach (int length in lengths)
+        {
+            Attention(start, length);
+            start += length;
+        }
+
+        // Output projection, residual, LayerNorm.
+        Linear(layer.AttentionOutput, _context.AsSpan(0, total * hidden), total, _projected);
+        AddAndNorm(x, _projected, total, layer.AttentionNormWeight, layer.AttentionNormBias);
+
+        // Feed-forward: up, GELU, down, residual, LayerNorm.
+        int ffn = _config.FeedForwardSize;
+        Linear(layer.FeedForwardUp, x, total, _feedForward);
+        for (int t = 0; t < total; t++)
+        {
+            Gelu(_feedForward.AsSpan(t * ffn, ffn));
+        }
+        Linear(layer.FeedForwardDown, _feedForward.AsSpan(0, total * ffn), total, _projected);
+        AddAndNorm(x, _projected, total, layer.OutputNormWeight, layer.OutputNormBias);
+    }
+
+    private void Attention(int start, int length)
+    {
+        int hidden = _config.HiddenSize, headSize = _config.HeadSize;
+        Span<float> scores = _scores.AsSpan(0, length);
+        for (int head = 0; head < _config.HeadCount; head++)
+        {
+            int offset = head * headSize;
+            for (int i = 0; i < length; i++)
+            {
+                ReadOnlySpan<float> q = _query.AsSpan((start + i) * hidden + offset, headSize);
+                for (int j = 0; j < length; j++)
+                {
+                    scores[j] = TensorPrimitives.Dot(q, _key.AsSpan((start + j) * hidden + offset, headSize)) * _attentionScale;
+                }
+                TensorPrimitives.SoftMax(scores, scores);
+                Span<float> context = _context.AsSpan((start + i) * hidden + offset, headSize);
+                context.Clear();
+                for (int j = 0; j < length; j++)
+                {
+                    TensorPrimitives.MultiplyAdd(_value.AsSpan((start + j) * hidden + offset, headSize), scores[j], context, context);
+                }
+            }
+        }
+    }
+
+    private void Linear(LinearWeights weights, ReadOnlySpan<float> input, int tokens, Span<float> output)
+    {
+        Span<float> y = output[..(tokens * weights.Rows)];
+        if (weights.Quantized is not null)
+        {
+            _matMul.Multiply(weights.Quantized, input[..(tokens * weights.Columns)], tokens, y);
+        }
+        else
+        {
+            float[] w = weights.Values!;
+            for (int t = 0; t < tokens; t++)
+            {
+                ReadOnlySpan<float> x = input.Slice(t * weights.Columns, weights.Columns);
+                for (int r = 0; r < weights.Rows; r++)
+                {
+                    y[t * weights.Rows + r] = TensorPrimitives.Dot(x, w.AsSpan(r * weights.Columns, weights.Columns));
+                }
+            }
+        }
+        for (int t = 0; t < tokens; t++)
+        {
+            Span<float> row = y.Slice(t * weights.Rows, weights.Rows);
+            TensorPrimitives.Add(row, weights.Bias, row);
+        }
+    }
+
+    private void AddAndNorm(Span<float> x, ReadOnlySpan<float> residual, int tokens, float[] weight, float[] bias)
+    {
+        int hidden = _config.HiddenSize;
+        TensorPrimitives.Add(x, residual[..(tokens * hidden)], x);
+        for (int t = 0; t < tokens; t++)
+        {
+            LayerNorm(x.Slice(t * hidden, hidden), weight, bias);
+        }
+    }
+
+    private void LayerNorm(Span<float> row, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias)
+    {
+        float mean = TensorPrimitives.Sum(row) / row.Length;
+        TensorPrimitives.Subtract(row, mean, row);
+        float variance = TensorPrimitives.SumOfSquares(row) / row.Length;
+        TensorPrimitives.Multiply(row, 1f / MathF.Sqrt(variance + _config.LayerNormEpsilon), row);
+        TensorPrimitives.FusedMultiplyAdd(row, weight, bias, row);
+    }
+
+    /// <summary>
+    /// Exact (erf) GELU, as BERT defines it: x·Φ(x) = relu(x) - |x|·erfc(|x|/√2)/2, with erfc from
+    /// Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7). TensorPrimitives has no erf; this composes it.
+    /// </summary>
+    private void Gelu(Span<float> x)
+    {
+        const float P = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;
+        Span<float> u = _geluA.AsSpan(0, x.Length);
+        Span<float> t = _geluB.AsSpan(0, x.Length);
+        TensorPrimitives.Abs(x, u);
+        TensorPrimitives.Multiply(u, 1f / MathF.Sqrt(2f), u);           // u = |x| / √2
+        TensorPrimitives.Multiply(u, P, t);
+        TensorPrimitives.Add(t, 1f, t);
+        TensorPrimitives.Reciprocal(t, t);                              // t = 1 / (1 + p·u)
+        // erfc(u) = t·(a1 + t·(a2 + t·(a3 + t·(a4 + t·a5))))·exp(-u²); Horner's rule written into u's place
+        // needs u² first, so keep exp(-u²) in u.
+        TensorPrimitives.Multiply(u, u, u);
+        TensorPrimitives.Negate(u, u);
+        TensorPrimitives.Exp(u, u);                                     // u = exp(-u²)
+        TensorPrimitives.Multiply(u, 0.5f, u);                          // the 1/2 of Φ
+        for (int i = 0; i < x.Length; i++)
+        {
+            float ti = t[i];
+            float poly = ti * (A1 + ti * (A2 + ti * (A3 + ti * (A4 + ti * A5))));
+            float xi = x[i];
+            x[i] = MathF.Max(xi, 0f) - MathF.Abs(xi) * poly * u[i];
+        }
+    }
+
+    private void Pool(ReadOnlySpan<int> lengths, Span<float> embeddings)
+    {
+        int hidden = _config.HiddenSize;
+        int start = 0;
+        for (int s = 0; s < lengths.Length; s++)
+        {
+            Span<float> embedding = embeddings.Slice(s * hidden, hidden);
+            if (_config.Pooling == Pooling.Cls)
+            {
+                _hidden.AsSpan(start * hidden, hidden).CopyTo(embedding);
+            }
+            else
+            {
+                embedding.Clear();
+                for (int t = start; t < start + lengths[s]; t++)
+                {
+                    TensorPrimitives.Add(embedding, _hidden.AsSpan(t * hidden, hidden), embedding);
+                }
+                TensorPrimitives.Multiply(embedding, 1f / lengths[s], embedding);
+            }
+            float norm = TensorPrimitives.Norm(embedding);
+            TensorPrimitives.Multiply(embedding, norm > 0 ? 1f / norm : 0f, embedding);
+            start += lengths[s];
+        }
+    }
+
+    private void EnsureCapacity(int tokens)
+    {
+        if (tokens <= _capacity)
+        {
+            return;
+        }
+        int hidden = _config.HiddenSize;
+        _capacity = Math.Max(tokens, _capacity * 2);
+        _hidden = new float[_capacity * hidden];
+        _query = new float[_capacity * hidden];
+        _key = new float[_capacity * hidden];
+        _value = new float[_capacity * hidden];
+        _context = new float[_capacity * hidden];
+        _projected = new float[_capacity * hidden];
+        _feedForward = new float[_capacity * _config.FeedForwardSize];
+        _scores = new float[_config.ContextLength];
+    }
+
+    public void Dispose() => _matMul.Dispose();
+}
