@@ -81,9 +81,10 @@ public sealed class BertEncoder : IDisposable
         EnsureCapacity(total);
 
         Embed(tokens, lengths);
-        foreach (LayerWeights layer in _model.Layers)
+        IReadOnlyList<LayerWeights> layers = _model.Layers;
+        for (int i = 0; i < layers.Count; i++) // index, not foreach: an interface enumerator would allocate
         {
-            EncoderLayer(layer, lengths, total);
+            EncoderLayer(layers[i], lengths, total);
         }
         Pool(lengths, embeddings);
     }

@@ -6,7 +6,7 @@ namespace EdgeSlm.EdgeModule.Model;
 /// <summary>
 /// Text to token ids for a BERT model: Microsoft.ML.Tokenizers' <see cref="BertTokenizer"/> over the model's own
 /// vocabulary, [CLS] ... [SEP] around the WordPiece ids, truncated to the model's context. Lower-cases input
-/// when the vocabulary has no upper-case tokens (uncased models such as all-MiniLM-L6-v2).
+/// when the vocabulary has no capitalised tokens (uncased models such as all-MiniLM-L6-v2).
 /// </summary>
 public sealed class WordPieceTokenizer
 {
@@ -19,7 +19,8 @@ public sealed class WordPieceTokenizer
         {
             text.Append(token).Append('\n');
         }
-        LowerCase = !vocabulary.Any(t => !(t.Length > 2 && t[0] == '[' && t[^1] == ']') && t.Any(char.IsUpper));
+        // Uncased vocabularies have no ASCII capitals outside [SPECIAL] tokens (they may hold symbols such as ℝ).
+        LowerCase = !vocabulary.Any(t => !(t.Length > 2 && t[0] == '[' && t[^1] == ']') && t.Any(c => c is >= 'A' and <= 'Z'));
         using var stream = new MemoryStream(Encoding.UTF8.GetBytes(text.ToString()));
         _tokenizer = BertTokenizer.Create(stream, new BertOptions { LowerCaseBeforeTokenization = LowerCase });
         ContextLength = contextLength;
