@@ -6,7 +6,7 @@ namespace EdgeSlm.EdgeModule.Model;
 /// <summary>
 /// Text to token ids for a BERT model: Microsoft.ML.Tokenizers' <see cref="BertTokenizer"/> over the model's own
 /// vocabulary, [CLS] ... [SEP] around the WordPiece ids, truncated to the model's context. Lower-cases input
-/// when the vocabulary has no capitalised tokens (uncased models such as all-MiniLM-L6-v2).
+/// and strips accents when the vocabulary has no capitalised tokens (uncased models such as all-MiniLM-L6-v2).
 /// </summary>
 public sealed class WordPieceTokenizer
 {
@@ -36,6 +36,10 @@ public sealed class WordPieceTokenizer
     /// <summary>[CLS] wordpieces [SEP], at most <see cref="ContextLength"/> ids; <paramref name="truncated"/> says whether text was cut.</summary>
     public int[] Encode(string text, out bool truncated)
     {
+        if (LowerCase)
+        {
+            text = AccentFolding.Fold(text);
+        }
         IReadOnlyList<int> ids = _tokenizer.EncodeToIds(text, ContextLength - 2, addSpecialTokens: false, out string? normalized, out int consumed, considerPreTokenization: true, considerNormalization: true);
         string basis = normalized ?? text;
         truncated = consumed < basis.Length && basis[consumed..].Any(c => !char.IsWhiteSpace(c));
