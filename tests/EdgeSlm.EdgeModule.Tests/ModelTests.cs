@@ -102,6 +102,25 @@ public sealed class ModelTests(ConvertedModels models)
     }
 
     [Fact]
+    public void Tokenizer_lower_cases_for_uncased_models_and_truncates_to_the_context()
+    {
+        using BertModel model = BertModel.Load(models.Path(BundledModel.MiniLM, QuantType.Q4_0));
+        var tokenizer = new WordPieceTokenizer(model.Vocabulary, model.Config.ContextLength);
+        Assert.True(tokenizer.LowerCase);
+        Assert.Equal(tokenizer.Encode("turn on the lights"), tokenizer.Encode("Turn ON the Lights"));
+        int[] ids = tokenizer.Encode("turn on the lights");
+        Assert.Equal([101, 2735, 2006, 1996, 4597, 102], ids);
+        int[] longIds = tokenizer.Encode(string.Join(' ', Enumerable.Repeat("lights", 1000)), out bool truncated);
+        Assert.True(truncated);
+        Assert.Equal(512, longIds.Length);
+        Assert.Equal(102, longIds[^1]);
+    }
+}
+
+[Collection(AllocationCollection.Name)]
+public sealed class EncoderAllocationTests(ConvertedModels models)
+{
+    [Fact]
     public void Encoding_allocates_nothing_after_warm_up()
     {
         using BertModel model = BertModel.Load(models.Path(BundledModel.MiniLM, QuantType.Q4_0));
@@ -118,20 +137,5 @@ public sealed class ModelTests(ConvertedModels models)
             encoder.Encode(ids, lengths, embedding);
         }
         Assert.Equal(0, GC.GetTotalAllocatedBytes(precise: true) - before);
-    }
-
-    [Fact]
-    public void Tokenizer_lower_cases_for_uncased_models_and_truncates_to_the_context()
-    {
-        using BertModel model = BertModel.Load(models.Path(BundledModel.MiniLM, QuantType.Q4_0));
-        var tokenizer = new WordPieceTokenizer(model.Vocabulary, model.Config.ContextLength);
-        Assert.True(tokenizer.LowerCase);
-        Assert.Equal(tokenizer.Encode("turn on the lights"), tokenizer.Encode("Turn ON the Lights"));
-        int[] ids = tokenizer.Encode("turn on the lights");
-        Assert.Equal([101, 2735, 2006, 1996, 4597, 102], ids);
-        int[] longIds = tokenizer.Encode(string.Join(' ', Enumerable.Repeat("lights", 1000)), out bool truncated);
-        Assert.True(truncated);
-        Assert.Equal(512, longIds.Length);
-        Assert.Equal(102, longIds[^1]);
     }
 }

@@ -138,6 +138,27 @@ public unsafe class MatMulTests
         Assert.Throws<NotSupportedException>(() => QuantizedMatrix.Quantize(QuantType.F32, new float[4 * 32], 4, 32));
     }
 
+    internal static float[] Multiply(KernelPath path, QuantizedMatrix matrix, float[] x, int tokens, int threads)
+    {
+        using var matMul = new QuantMatMul(threads, path);
+        var y = new float[tokens * matrix.Rows];
+        matMul.Multiply(matrix, x, tokens, y);
+        return y;
+    }
+
+    /// <summary>x as the kernels see it: quantized to Q8_0 by the activation quantizer and back.</summary>
+    private static float[] DequantizedActivations(float[] x, int k)
+    {
+        (byte[] blocks, _, _) = QuantizerTests.QuantizeActivations(ActivationQuantizer.QuantizeReference, x);
+        var result = new float[x.Length];
+        ReferenceQuantizer.DequantizeQ8_0(MemoryMarshal.Cast<byte, BlockQ8_0>(blocks), result);
+        return result;
+    }
+}
+
+[Collection(AllocationCollection.Name)]
+public sealed class MatMulAllocationTests
+{
     [Fact]
     public void MatMul_allocates_nothing_after_the_first_call()
     {
@@ -155,22 +176,5 @@ public unsafe class MatMulTests
             matMul.Multiply(matrix, x.AsSpan(0, 384), 1, y.AsSpan(0, 384));
         }
         Assert.Equal(0, GC.GetTotalAllocatedBytes(precise: true) - before);
-    }
-
-    internal static float[] Multiply(KernelPath path, QuantizedMatrix matrix, float[] x, int tokens, int threads)
-    {
-        using var matMul = new QuantMatMul(threads, path);
-        var y = new float[tokens * matrix.Rows];
-        matMul.Multiply(matrix, x, tokens, y);
-        return y;
-    }
-
-    /// <summary>x as the kernels see it: quantized to Q8_0 by the activation quantizer and back.</summary>
-    private static float[] DequantizedActivations(float[] x, int k)
-    {
-        (byte[] blocks, _, _) = QuantizerTests.QuantizeActivations(ActivationQuantizer.QuantizeReference, x);
-        var result = new float[x.Length];
-        ReferenceQuantizer.DequantizeQ8_0(MemoryMarshal.Cast<byte, BlockQ8_0>(blocks), result);
-        return result;
     }
 }
