@@ -27,7 +27,7 @@ public sealed class ConvertedModels : IDisposable
             }
             string path = System.IO.Path.Combine(_directory, key + ".gguf");
             TensorTypes types = plain ? TensorTypes.PlainQ4_0 : TensorTypes.For(type);
-            OnnxToGguf.Convert(Onnx(model), model.ReadVocabulary(), model.DisplayName, model.Pooling, types).WriteTo(path);
+            OnnxToGguf.ConvertTo(path, Onnx(model), model.ReadVocabulary(), model.DisplayName, model.Pooling, types);
             _paths[key] = path;
             return path;
         }

@@ -48,9 +48,8 @@ internal static class ModelCommands
         var clock = Stopwatch.StartNew();
         TensorTypes types = plain && type == QuantType.Q4_0 ? TensorTypes.PlainQ4_0 : TensorTypes.For(type);
         var progress = new ProgressBar(error);
-        GgufWriter writer = OnnxToGguf.Convert(OnnxModel.Read(onnx), vocabulary, name, pooling, types, progress.Report);
+        OnnxToGguf.ConvertTo(outputPath, OnnxModel.Read(onnx), vocabulary, name, pooling, types, progress.Report);
         progress.Done();
-        writer.WriteTo(outputPath);
         output.WriteLine($"wrote {outputPath}: {new FileInfo(outputPath).Length / 1e6:F1} MB, {QuantTypeTraits.Of(type).Name}{(plain ? " (plain)" : "")}, in {clock.ElapsedMilliseconds} ms");
         return CommandLine.ExitOk;
     }

@@ -44,8 +44,7 @@ public static class ModelCache
         }
         output?.WriteLine($"converting the bundled {bundled.DisplayName} to q4_0 into {path} (once)");
         System.IO.Directory.CreateDirectory(Directory);
-        OnnxToGguf.Convert(OnnxModel.Read(bundled.ReadOnnx()), bundled.ReadVocabulary(), bundled.DisplayName, bundled.Pooling, TensorTypes.For(QuantType.Q4_0))
-            .WriteTo(path);
+        OnnxToGguf.ConvertTo(path, OnnxModel.Read(bundled.ReadOnnx()), bundled.ReadVocabulary(), bundled.DisplayName, bundled.Pooling, TensorTypes.For(QuantType.Q4_0));
         return path;
     }
 }

@@ -75,6 +75,34 @@ public static partial class OnnxToGguf
         ("output.LayerNorm", "layer_output_norm"),
     ];
 
+    /// <summary>
+    /// Converts and writes <paramref name="path"/>. For quantized files the model is written once, calibrated
+    /// (<see cref="OutlierCalibration"/>) and written again with its activation-outlier columns.
+    /// </summary>
+    public static void ConvertTo(string path, OnnxModel onnx, string[] vocabulary, string modelName, Pooling pooling, TensorTypes types, Action<string, int, int>? progress = null)
+    {
+        GgufWriter writer = Convert(onnx, vocabulary, modelName, pooling, types, progress);
+        if (!QuantTypeTraits.Of(types.Linear).IsQuantized)
+        {
+            writer.WriteTo(path);
+            return;
+        }
+        string uncalibrated = path + ".uncalibrated";
+        try
+        {
+            writer.WriteTo(uncalibrated);
+            foreach ((string tensor, int[] columns) in OutlierCalibration.Find(uncalibrated).OrderBy(p => p.Key, StringComparer.Ordinal))
+            {
+                writer.Add(BertGguf.ActivationOutliersKey(tensor), GgufValue.Of(columns));
+            }
+        }
+        finally
+        {
+            File.Delete(uncalibrated);
+        }
+        writer.WriteTo(path);
+    }
+
     public static GgufWriter Convert(OnnxModel onnx, string[] vocabulary, string modelName, Pooling pooling, TensorTypes types, Action<string, int, int>? progress = null)
     {
         OnnxTensor wordEmbeddings = Initializer(onnx, "embeddings.word_embeddings.weight");

@@ -27,6 +27,12 @@ public static class BertGguf
     public const string ClsTokenKey = "tokenizer.ggml.cls_token_id";
     public const string MaskTokenKey = "tokenizer.ggml.mask_token_id";
 
+    /// <summary>
+    /// EdgeSlm's own key (llama.cpp ignores it): <c>edgeslm.activation_outliers.TENSOR</c> lists, for a quantized
+    /// linear weight, the input columns whose activations are kept in float instead of int8 (see BertEncoder).
+    /// </summary>
+    public static string ActivationOutliersKey(string tensorName) => "edgeslm.activation_outliers." + tensorName;
+
     public const string TokenEmbeddings = "token_embd.weight";
     public const string PositionEmbeddings = "position_embd.weight";
     public const string TokenTypeEmbeddings = "token_types.weight";

@@ -9,7 +9,7 @@ namespace EdgeSlm.EdgeModule.Model;
 /// <summary>A linear layer y = x·Wᵀ + b: W is [Rows (outputs) × Columns (inputs)], quantized or float.</summary>
 public sealed class LinearWeights
 {
-    internal LinearWeights(string name, QuantizedMatrix? quantized, float[]? values, float[] bias, int rows, int columns)
+    internal LinearWeights(string name, QuantizedMatrix? quantized, float[]? values, float[] bias, int rows, int columns, int[] outlierColumns)
     {
         Name = name;
         Quantized = quantized;
@@ -17,6 +17,15 @@ public sealed class LinearWeights
         Bias = bias;
         Rows = rows;
         Columns = columns;
+        OutlierColumns = outlierColumns;
+        OutlierWeights = new float[outlierColumns.Length * rows];
+        if (outlierColumns.Length > 0)
+        {
+            float[] w = Dequantize();
+            for (int i = 0; i < outlierColumns.Length; i++)
+                for (int r = 0; r < rows; r++)
+                    OutlierWeights[i * rows + r] = w[r * columns + outlierColumns[i]];
+        }
     }
 
     public string Name { get; }
@@ -25,6 +34,10 @@ public sealed class LinearWeights
     public float[] Bias { get; }                   // (rows)
     internal QuantizedMatrix? Quantized { get; }   // (rows, columns) view into the mapped file, for q4_0 / q8_0
     internal float[]? Values { get; }              // (rows, columns) for f32 / f16 files
+
+    /// <summary>Input columns whose activations stay in float (their int8 blocks would lose the other 31 values).</summary>
+    public int[] OutlierColumns { get; }
+    internal float[] OutlierWeights { get; }       // (outliers, rows): W[r, OutlierColumns[i]] as float
 
     public QuantType Type => Quantized?.Type ?? QuantType.F32;
 
@@ -194,9 +207,20 @@ public sealed unsafe class BertModel : IDisposable
         {
             CheckScales(weight);
             var matrix = QuantizedMatrix.View(weight.Type, rows, columns, _file.TensorPointer(weight), weight.ByteSize);
-            return new LinearWeights(weight.Name, matrix, null, bias, rows, columns);
+            return new LinearWeights(weight.Name, matrix, null, bias, rows, columns, OutlierColumns(weight.Name, columns));
         }
-        return new LinearWeights(weight.Name, null, ToFloats(weight), bias, rows, columns);
+        return new LinearWeights(weight.Name, null, ToFloats(weight), bias, rows, columns, []);
+    }
+
+    private int[] OutlierColumns(string tensor, int columns)
+    {
+        string key = BertGguf.ActivationOutliersKey(tensor);
+        int[] outliers = _file.Get(key)?.AsArray<int>(key) ?? [];
+        if (outliers.Length > 64 || outliers.Any(c => c < 0 || c >= columns) || outliers.Distinct().Count() != outliers.Length)
+        {
+            throw new GgufFormatException($"metadata '{key}' must list up to 64 distinct columns from 0 to {columns - 1}");
+        }
+        return outliers;
     }
 
     private float[] Floats(string name, int columns, int rows)
