@@ -137,27 +137,36 @@ public unsafe class QuantizerTests
         }
     }
 
+    /// <summary>
+    /// Runs a quantizer tier and returns its blocks as GGUF Q8_0 blocks, with each block's float scale and sum
+    /// as the kernels read them. A guard block past the end must stay untouched.
+    /// </summary>
     internal static (byte[] Blocks, float[] Scales, int[] Sums) QuantizeActivations(ActivationQuantizer.Tier tier, float[] x)
     {
         int blocks = x.Length / 32;
-        // One guard block past the end: a tier that writes too far changes it.
-        var bytes = new byte[(blocks + 1) * 34];
-        bytes.AsSpan(blocks * 34).Fill(0xA5);
-        var scales = new float[blocks + 1];
-        var sums = new int[blocks + 1];
-        scales[blocks] = 12345f;
-        sums[blocks] = 54321;
+        var kernelBlocks = new byte[(blocks + 1) * ActivationBlock.Bytes];
+        kernelBlocks.AsSpan(blocks * ActivationBlock.Bytes).Fill(0xA5);
         fixed (float* source = x)
-        fixed (byte* destination = bytes)
-        fixed (float* s = scales)
-        fixed (int* c = sums)
+        fixed (byte* destination = kernelBlocks)
         {
-            tier(source, blocks, destination, s, c);
+            tier(source, blocks, destination);
         }
-        Assert.All(bytes[(blocks * 34)..], b => Assert.Equal(0xA5, b));
-        Assert.Equal(12345f, scales[blocks]);
-        Assert.Equal(54321, sums[blocks]);
-        return (bytes[..(blocks * 34)], scales[..blocks], sums[..blocks]);
+        Assert.All(kernelBlocks[(blocks * ActivationBlock.Bytes)..], b => Assert.Equal(0xA5, b));
+
+        var q8 = new byte[blocks * BlockQ8_0.Bytes];
+        var scales = new float[blocks];
+        var sums = new int[blocks];
+        for (int b = 0; b < blocks; b++)
+        {
+            ReadOnlySpan<byte> block = kernelBlocks.AsSpan(b * ActivationBlock.Bytes, ActivationBlock.Bytes);
+            scales[b] = BitConverter.ToSingle(block[ActivationBlock.ScaleOffset..]);
+            sums[b] = BitConverter.ToInt32(block[ActivationBlock.SumOffset..]);
+            // The scale is an fp16 value widened: converting back is exact, and gives the Q8_0 block.
+            Assert.Equal(scales[b], (float)(Half)scales[b]);
+            BitConverter.TryWriteBytes(q8.AsSpan(b * BlockQ8_0.Bytes), (Half)scales[b]);
+            block.Slice(ActivationBlock.QuantsOffset, 32).CopyTo(q8.AsSpan(b * BlockQ8_0.Bytes + 2));
+        }
+        return (q8, scales, sums);
     }
 
     private static double RoundTripRms(QuantType type, float[] x)

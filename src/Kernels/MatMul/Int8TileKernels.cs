@@ -4,6 +4,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Kernels.Quantization;
 
 namespace EdgeSlm.Kernels.MatMul;
 
@@ -46,7 +47,7 @@ internal unsafe interface IWeightFormat
     static abstract void Decode128(byte* block, Vector128<byte> nibbleFlip, Vector128<byte> highNibble, out Vector128<sbyte> low, out Vector128<sbyte> high);
 
     /// <summary>The block as the unsigned operand of a u8·s8 multiply, and the signs to move onto the activations.</summary>
-    static abstract Vector256<byte> Decode256(byte* block, out Vector256<sbyte> signs);
+    static abstract Vector256<byte> Decode256(byte* block, Vector128<byte> lowNibble, out Vector256<sbyte> signs);
 
     /// <summary>Σ w·a as 8 int lanes, before subtracting <see cref="ActivationSumMultiplier256"/> · Σa.</summary>
     static abstract Vector256<int> Dot256<TDot>(Vector256<byte> weights, Vector256<sbyte> signs, Vector256<sbyte> activations)
@@ -86,13 +87,12 @@ internal readonly unsafe struct Q4_0Weights : IWeightFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Decode256(byte* block, out Vector256<sbyte> signs)
+    public static Vector256<byte> Decode256(byte* block, Vector128<byte> lowNibble, out Vector256<sbyte> signs)
     {
         // Nibbles 0..15 as they are (unsigned operand); the -8 is taken off later as 8·Σa.
         Vector128<byte> packed = Vector128.Load(block + 2);
-        Vector128<byte> mask = Vector128.Create((byte)0x0F);
         signs = default;
-        return Vector256.Create(packed & mask, (packed.AsUInt16() >> 4).AsByte() & mask);
+        return Vector256.Create(packed & lowNibble, (packed.AsUInt16() >> 4).AsByte() & lowNibble);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -127,7 +127,7 @@ internal readonly unsafe struct Q8_0Weights : IWeightFormat
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Decode256(byte* block, out Vector256<sbyte> signs)
+    public static Vector256<byte> Decode256(byte* block, Vector128<byte> lowNibble, out Vector256<sbyte> signs)
     {
         // u8·s8 wants one unsigned operand: |w|, with w's sign moved onto the activations (as ggml does).
         signs = Vector256.Load((sbyte*)(block + 2));
@@ -230,9 +230,9 @@ internal static unsafe class ReferenceTiles<TFormat> where TFormat : struct, IWe
                 for (int b = 0; b < args.Blocks; b++)
                 {
                     byte* w = weights + b * TFormat.BlockBytes;
-                    byte* a = activations + b * BlockQ8_0.Bytes;
-                    int blockSum = TFormat.DotReference(w, (sbyte*)(a + 2));
-                    sum += blockSum * (float)*(Half*)w * (float)*(Half*)a;
+                    byte* a = activations + b * ActivationBlock.Bytes;
+                    int blockSum = TFormat.DotReference(w, (sbyte*)(a + ActivationBlock.QuantsOffset));
+                    sum += blockSum * (float)*(Half*)w * *(float*)(a + ActivationBlock.ScaleOffset);
                 }
                 args.Output[(nint)t * args.OutputStride + r] = sum;
             }
@@ -308,17 +308,16 @@ internal static unsafe class Vector128Tiles<TFormat, TDot>
     public static Vector128<float> Tile4x1(byte* w0, byte* w1, byte* w2, byte* w3, in MatMulArgs args, int token)
     {
         byte* a = args.ActivationRow(token);
-        float* activationScales = args.ActivationScales + (nint)token * args.Blocks;
         Vector128<float> sum = Vector128<float>.Zero;
         Vector128<byte> flip = Vector128.Create((byte)0x88), highNibble = Vector128.Create((byte)0xF0);
         ScaleConstants scaleConstants = new();
-        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes, a += BlockQ8_0.Bytes)
+        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes, a += ActivationBlock.Bytes)
         {
             TFormat.Decode128(w0, flip, highNibble, out Vector128<sbyte> w0Low, out Vector128<sbyte> w0High);
             TFormat.Decode128(w1, flip, highNibble, out Vector128<sbyte> w1Low, out Vector128<sbyte> w1High);
             TFormat.Decode128(w2, flip, highNibble, out Vector128<sbyte> w2Low, out Vector128<sbyte> w2High);
             TFormat.Decode128(w3, flip, highNibble, out Vector128<sbyte> w3Low, out Vector128<sbyte> w3High);
-            Vector128<float> scales = RowScales(w0, w1, w2, w3, scaleConstants) * activationScales[b];
+            Vector128<float> scales = RowScales(w0, w1, w2, w3, scaleConstants) * *(float*)(a + ActivationBlock.ScaleOffset);
             sum = Accumulate(sum, a, scales, w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
         }
         return sum;
@@ -329,8 +328,6 @@ internal static unsafe class Vector128Tiles<TFormat, TDot>
         out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3)
     {
         byte* a0 = args.ActivationRow(t0), a1 = args.ActivationRow(t1), a2 = args.ActivationRow(t2), a3 = args.ActivationRow(t3);
-        float* s0 = args.ActivationScales + (nint)t0 * args.Blocks, s1 = args.ActivationScales + (nint)t1 * args.Blocks;
-        float* s2 = args.ActivationScales + (nint)t2 * args.Blocks, s3 = args.ActivationScales + (nint)t3 * args.Blocks;
         Vector128<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
         Vector128<byte> flip = Vector128.Create((byte)0x88), highNibble = Vector128.Create((byte)0xF0);
         ScaleConstants scaleConstants = new();
@@ -341,12 +338,12 @@ internal static unsafe class Vector128Tiles<TFormat, TDot>
             TFormat.Decode128(w2, flip, highNibble, out Vector128<sbyte> w2Low, out Vector128<sbyte> w2High);
             TFormat.Decode128(w3, flip, highNibble, out Vector128<sbyte> w3Low, out Vector128<sbyte> w3High);
             Vector128<float> scales = RowScales(w0, w1, w2, w3, scaleConstants);
-            nint offset = (nint)b * BlockQ8_0.Bytes;
+            nint offset = (nint)b * ActivationBlock.Bytes;
 
-            sum0 = Accumulate(sum0, a0 + offset, scales * s0[b], w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
-            sum1 = Accumulate(sum1, a1 + offset, scales * s1[b], w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
-            sum2 = Accumulate(sum2, a2 + offset, scales * s2[b], w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
-            sum3 = Accumulate(sum3, a3 + offset, scales * s3[b], w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
+            sum0 = Accumulate(sum0, a0 + offset, scales * *(float*)(a0 + offset), w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
+            sum1 = Accumulate(sum1, a1 + offset, scales * *(float*)(a1 + offset), w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
+            sum2 = Accumulate(sum2, a2 + offset, scales * *(float*)(a2 + offset), w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
+            sum3 = Accumulate(sum3, a3 + offset, scales * *(float*)(a3 + offset), w0Low, w0High, w1Low, w1High, w2Low, w2High, w3Low, w3High);
         }
         y0 = sum0;
         y1 = sum1;
@@ -359,8 +356,8 @@ internal static unsafe class Vector128Tiles<TFormat, TDot>
         Vector128<sbyte> w0Low, Vector128<sbyte> w0High, Vector128<sbyte> w1Low, Vector128<sbyte> w1High,
         Vector128<sbyte> w2Low, Vector128<sbyte> w2High, Vector128<sbyte> w3Low, Vector128<sbyte> w3High)
     {
-        Vector128<sbyte> aLow = Vector128.Load((sbyte*)(a + 2));
-        Vector128<sbyte> aHigh = Vector128.Load((sbyte*)(a + 18));
+        Vector128<sbyte> aLow = Vector128.Load((sbyte*)(a + ActivationBlock.QuantsOffset));
+        Vector128<sbyte> aHigh = Vector128.Load((sbyte*)(a + ActivationBlock.QuantsOffset + 16));
         Vector128<int> sums = TDot.SumRows(
             TDot.Dot(w0Low, w0High, aLow, aHigh), TDot.Dot(w1Low, w1High, aLow, aHigh),
             TDot.Dot(w2Low, w2High, aLow, aHigh), TDot.Dot(w3Low, w3High, aLow, aHigh));
@@ -432,17 +429,16 @@ internal static unsafe class Vector256Tiles<TFormat, TDot>
     public static Vector128<float> Tile4x1(byte* w0, byte* w1, byte* w2, byte* w3, in MatMulArgs args, int token)
     {
         byte* a = args.ActivationRow(token);
-        float* activationScales = args.ActivationScales + (nint)token * args.Blocks;
-        int* activationSums = args.ActivationSums + (nint)token * args.Blocks;
         Vector128<float> sum = Vector128<float>.Zero;
-        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes, a += BlockQ8_0.Bytes)
+        Vector128<byte> lowNibble = Vector128.Create((byte)0x0F);
+        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes, a += ActivationBlock.Bytes)
         {
-            Vector256<byte> u0 = TFormat.Decode256(w0, out Vector256<sbyte> n0);
-            Vector256<byte> u1 = TFormat.Decode256(w1, out Vector256<sbyte> n1);
-            Vector256<byte> u2 = TFormat.Decode256(w2, out Vector256<sbyte> n2);
-            Vector256<byte> u3 = TFormat.Decode256(w3, out Vector256<sbyte> n3);
-            Vector128<float> scales = RowScales(w0, w1, w2, w3) * activationScales[b];
-            sum = Accumulate(sum, a, activationSums[b], scales, u0, n0, u1, n1, u2, n2, u3, n3);
+            Vector256<byte> u0 = TFormat.Decode256(w0, lowNibble, out Vector256<sbyte> n0);
+            Vector256<byte> u1 = TFormat.Decode256(w1, lowNibble, out Vector256<sbyte> n1);
+            Vector256<byte> u2 = TFormat.Decode256(w2, lowNibble, out Vector256<sbyte> n2);
+            Vector256<byte> u3 = TFormat.Decode256(w3, lowNibble, out Vector256<sbyte> n3);
+            Vector128<float> scales = RowScales(w0, w1, w2, w3) * *(float*)(a + ActivationBlock.ScaleOffset);
+            sum = Accumulate(sum, a, scales, u0, n0, u1, n1, u2, n2, u3, n3);
         }
         return sum;
     }
@@ -452,24 +448,21 @@ internal static unsafe class Vector256Tiles<TFormat, TDot>
         out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3)
     {
         byte* a0 = args.ActivationRow(t0), a1 = args.ActivationRow(t1), a2 = args.ActivationRow(t2), a3 = args.ActivationRow(t3);
-        float* s0 = args.ActivationScales + (nint)t0 * args.Blocks, s1 = args.ActivationScales + (nint)t1 * args.Blocks;
-        float* s2 = args.ActivationScales + (nint)t2 * args.Blocks, s3 = args.ActivationScales + (nint)t3 * args.Blocks;
-        int* c0 = args.ActivationSums + (nint)t0 * args.Blocks, c1 = args.ActivationSums + (nint)t1 * args.Blocks;
-        int* c2 = args.ActivationSums + (nint)t2 * args.Blocks, c3 = args.ActivationSums + (nint)t3 * args.Blocks;
         Vector128<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
-        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes)
+        Vector128<byte> lowNibble = Vector128.Create((byte)0x0F);
+        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w1 += TFormat.BlockBytes, w2 += TFormat.BlockBytes, w3 += TFormat.BlockBytes,
+            a0 += ActivationBlock.Bytes, a1 += ActivationBlock.Bytes, a2 += ActivationBlock.Bytes, a3 += ActivationBlock.Bytes)
         {
-            Vector256<byte> u0 = TFormat.Decode256(w0, out Vector256<sbyte> n0);
-            Vector256<byte> u1 = TFormat.Decode256(w1, out Vector256<sbyte> n1);
-            Vector256<byte> u2 = TFormat.Decode256(w2, out Vector256<sbyte> n2);
-            Vector256<byte> u3 = TFormat.Decode256(w3, out Vector256<sbyte> n3);
+            Vector256<byte> u0 = TFormat.Decode256(w0, lowNibble, out Vector256<sbyte> n0);
+            Vector256<byte> u1 = TFormat.Decode256(w1, lowNibble, out Vector256<sbyte> n1);
+            Vector256<byte> u2 = TFormat.Decode256(w2, lowNibble, out Vector256<sbyte> n2);
+            Vector256<byte> u3 = TFormat.Decode256(w3, lowNibble, out Vector256<sbyte> n3);
             Vector128<float> scales = RowScales(w0, w1, w2, w3);
-            nint offset = (nint)b * BlockQ8_0.Bytes;
 
-            sum0 = Accumulate(sum0, a0 + offset, c0[b], scales * s0[b], u0, n0, u1, n1, u2, n2, u3, n3);
-            sum1 = Accumulate(sum1, a1 + offset, c1[b], scales * s1[b], u0, n0, u1, n1, u2, n2, u3, n3);
-            sum2 = Accumulate(sum2, a2 + offset, c2[b], scales * s2[b], u0, n0, u1, n1, u2, n2, u3, n3);
-            sum3 = Accumulate(sum3, a3 + offset, c3[b], scales * s3[b], u0, n0, u1, n1, u2, n2, u3, n3);
+            sum0 = Accumulate(sum0, a0, scales * *(float*)(a0 + ActivationBlock.ScaleOffset), u0, n0, u1, n1, u2, n2, u3, n3);
+            sum1 = Accumulate(sum1, a1, scales * *(float*)(a1 + ActivationBlock.ScaleOffset), u0, n0, u1, n1, u2, n2, u3, n3);
+            sum2 = Accumulate(sum2, a2, scales * *(float*)(a2 + ActivationBlock.ScaleOffset), u0, n0, u1, n1, u2, n2, u3, n3);
+            sum3 = Accumulate(sum3, a3, scales * *(float*)(a3 + ActivationBlock.ScaleOffset), u0, n0, u1, n1, u2, n2, u3, n3);
         }
         y0 = sum0;
         y1 = sum1;
@@ -478,18 +471,18 @@ internal static unsafe class Vector256Tiles<TFormat, TDot>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Accumulate(Vector128<float> sum, byte* a, int activationSum, Vector128<float> scales,
+    private static Vector128<float> Accumulate(Vector128<float> sum, byte* a, Vector128<float> scales,
         Vector256<byte> u0, Vector256<sbyte> n0, Vector256<byte> u1, Vector256<sbyte> n1,
         Vector256<byte> u2, Vector256<sbyte> n2, Vector256<byte> u3, Vector256<sbyte> n3)
     {
-        Vector256<sbyte> activations = Vector256.Load((sbyte*)(a + 2));
+        Vector256<sbyte> activations = Vector256.Load((sbyte*)(a + ActivationBlock.QuantsOffset));
         Vector256<int> h01 = Avx2.HorizontalAdd(TFormat.Dot256<TDot>(u0, n0, activations), TFormat.Dot256<TDot>(u1, n1, activations));
         Vector256<int> h23 = Avx2.HorizontalAdd(TFormat.Dot256<TDot>(u2, n2, activations), TFormat.Dot256<TDot>(u3, n3, activations));
         Vector256<int> h = Avx2.HorizontalAdd(h01, h23); // [r0 r1 r2 r3] of the low 128 bits, then of the high
         Vector128<int> sums = h.GetLower() + h.GetUpper();
         if (TFormat.ActivationSumMultiplier256 != 0)
         {
-            sums -= Vector128.Create(TFormat.ActivationSumMultiplier256 * activationSum);
+            sums -= Vector128.Create(TFormat.ActivationSumMultiplier256 * *(int*)(a + ActivationBlock.SumOffset));
         }
         return Vector128.MultiplyAddEstimate(Vector128.ConvertToSingle(sums), scales, sum);
     }

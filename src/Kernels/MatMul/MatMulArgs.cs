@@ -7,14 +7,12 @@ internal unsafe struct MatMulArgs
     public nint WeightRowBytes;
     public int Rows;
     public int Blocks;               // k / 32
-    public byte* Activations;        // (tokens, blocks) Q8_0 blocks
-    public float* ActivationScales;  // (tokens, blocks) each block's scale as float
-    public int* ActivationSums;      // (tokens, blocks) each block's sum of quants
+    public byte* Activations;        // (tokens, blocks) ActivationBlocks: scale, sum of quants, 32 quants
     public int Tokens;
     public float* Output;            // (tokens, outputStride)
     public int OutputStride;
 
     public readonly byte* WeightRow(int row) => Weights + row * WeightRowBytes;
 
-    public readonly byte* ActivationRow(int token) => Activations + (nint)token * Blocks * Formats.BlockQ8_0.Bytes;
+    public readonly byte* ActivationRow(int token) => Activations + (nint)token * Blocks * Quantization.ActivationBlock.Bytes;
 }

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using EdgeSlm.Kernels.Dispatch;
 using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Kernels.Quantization;
 
 namespace EdgeSlm.Kernels.MatMul;
 
@@ -31,24 +32,24 @@ public static unsafe class QuantDot
             return 0f;
         }
 
-        float[] scales = new float[blocks];
-        int[] sums = new int[blocks];
+        // The kernels read activations as ActivationBlocks: the scale widened to float, the sum of the quants.
+        byte[] kernelBlocks = new byte[blocks * ActivationBlock.Bytes];
         for (int b = 0; b < blocks; b++)
         {
-            scales[b] = (float)activations[b].Scale;
+            Span<byte> block = kernelBlocks.AsSpan(b * ActivationBlock.Bytes, ActivationBlock.Bytes);
+            BitConverter.TryWriteBytes(block[ActivationBlock.ScaleOffset..], (float)activations[b].Scale);
             int sum = 0;
             for (int j = 0; j < BlockQ8_0.Elements; j++)
             {
                 sum += activations[b].Quants[j];
+                block[ActivationBlock.QuantsOffset + j] = (byte)activations[b].Quants[j];
             }
-            sums[b] = sum;
+            BitConverter.TryWriteBytes(block[ActivationBlock.SumOffset..], sum);
         }
 
         float result;
         fixed (byte* w = weights)
-        fixed (BlockQ8_0* a = activations)
-        fixed (float* s = scales)
-        fixed (int* c = sums)
+        fixed (byte* a = kernelBlocks)
         {
             var args = new MatMulArgs
             {
@@ -56,9 +57,7 @@ public static unsafe class QuantDot
                 WeightRowBytes = weights.Length,
                 Rows = 1,
                 Blocks = blocks,
-                Activations = (byte*)a,
-                ActivationScales = s,
-                ActivationSums = c,
+                Activations = a,
                 Tokens = 1,
                 Output = &result,
                 OutputStride = 1,

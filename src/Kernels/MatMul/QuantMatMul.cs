@@ -25,8 +25,7 @@ public sealed unsafe class QuantMatMul : IDisposable
     private delegate*<in MatMulArgs, int, int, void> _kernel;
     private int _rowTiles;
     private byte[] _activations = [];
-    private float[] _activationScales = [];
-    private int[] _activationSums = [];
+    private int _activationCapacity;
 
     /// <param name="threads">Threads to split rows over (1 to 64; the caller's thread is one of them).</param>
     /// <param name="path">A kernel path; by default <see cref="KernelPaths.Default"/>.</param>
@@ -74,10 +73,8 @@ public sealed unsafe class QuantMatMul : IDisposable
         fixed (float* x = activations)
         fixed (float* y = output)
         fixed (byte* a = _activations)
-        fixed (float* aScales = _activationScales)
-        fixed (int* aSums = _activationSums)
         {
-            _quantize(x, tokens * blocks, a, aScales, aSums);
+            _quantize(x, tokens * blocks, a);
             _args = new MatMulArgs
             {
                 Weights = weights.Data,
@@ -85,8 +82,6 @@ public sealed unsafe class QuantMatMul : IDisposable
                 Rows = weights.Rows,
                 Blocks = blocks,
                 Activations = a,
-                ActivationScales = aScales,
-                ActivationSums = aSums,
                 Tokens = tokens,
                 Output = y,
                 OutputStride = weights.Rows,
@@ -119,14 +114,13 @@ public sealed unsafe class QuantMatMul : IDisposable
 
     private void EnsureActivationCapacity(int blocks)
     {
-        if (_activationScales.Length >= blocks)
+        if (_activationCapacity >= blocks)
         {
             return;
         }
         // Pinned (POH) so the kernels can hold pointers while worker threads run.
-        _activations = GC.AllocateUninitializedArray<byte>(blocks * BlockQ8_0.Bytes + Vector128<byte>.Count, pinned: true);
-        _activationScales = GC.AllocateUninitializedArray<float>(blocks, pinned: true);
-        _activationSums = GC.AllocateUninitializedArray<int>(blocks, pinned: true);
+        _activations = GC.AllocateUninitializedArray<byte>(blocks * ActivationBlock.Bytes, pinned: true);
+        _activationCapacity = blocks;
     }
 
     public void Dispose() => _pool.Dispose();

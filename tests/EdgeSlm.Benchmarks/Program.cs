@@ -1,0 +1,146 @@
+using System.Globalization;
+using EdgeSlm.Benchmarks.Kernels;
+
+namespace EdgeSlm.Benchmarks;
+
+/// <summary>
+/// dotnet run -c Release --project tests/EdgeSlm.Benchmarks -- kernels [--threads 1,2] [--quick] [--out FILE] [--ggml VARIANT]
+/// </summary>
+internal static class Program
+{
+    private const string Usage =
+        """
+        usage: EdgeSlm.Benchmarks kernels [--threads 1,2] [--shapes 384x384,...] [--quick] [--out FILE] [--ggml avx512|avx2|avx|noavx]
+               EdgeSlm.Benchmarks embed [--threads 1,2] [--quick] [--out FILE] [--model FILE.gguf]
+
+          embed          sentence-embedding latency (batch 1), load time and peak RSS: EdgeSlm on its q4_0 GGUF,
+                         ONNX Runtime fp32 on the bundled ONNX, llama.cpp on the same GGUF, each in its own process
+          --model        the GGUF for EdgeSlm and llama.cpp (default: the bundled MiniLM converted to q4_0)
+
+          kernels        Q4_0 GEMV and GEMM: our QuantMatMul vs llama.cpp's ggml vs f32, as a markdown table
+          --threads      thread counts to measure, comma-separated (default 1,2)
+          --shapes       rows x k of the weight matrices (default 384x384,1536x384,384x1536,4096x4096)
+          --quick        shorter timing (50 ms per case instead of 250 ms)
+          --out FILE     also write the table to FILE
+          --ggml         x64 build of libggml-cpu.so to load (default: the best this CPU runs)
+        """;
+
+    private static int Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help")
+        {
+            Console.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        if (args[0] is "embed" or "embed-worker")
+        {
+            return RunEmbed(args);
+        }
+        if (args[0] != "kernels")
+        {
+            return Fail($"unknown benchmark '{args[0]}'");
+        }
+
+        IReadOnlyList<int> threads = [1, 2];
+        IReadOnlyList<(int Rows, int K)> shapes = KernelBenchmark.DefaultShapes;
+        bool quick = false;
+        string? output = null, ggmlVariant = null;
+        for (int i = 1; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick":
+                    quick = true;
+                    break;
+                case "--threads" when i + 1 < args.Length:
+                    int[]? parsed = ParseThreads(args[++i]);
+                    if (parsed is null)
+                    {
+                        return Fail($"--threads takes comma-separated counts from 1 to 64, not '{args[i]}'");
+                    }
+                    threads = parsed;
+                    break;
+                case "--shapes" when i + 1 < args.Length:
+                    (int, int)[]? parsedShapes = ParseShapes(args[++i]);
+                    if (parsedShapes is null)
+                    {
+                        return Fail($"--shapes takes comma-separated ROWSxK with K a multiple of 32, not '{args[i]}'");
+                    }
+                    shapes = parsedShapes;
+                    break;
+                case "--out" when i + 1 < args.Length:
+                    output = args[++i];
+                    break;
+                case "--ggml" when i + 1 < args.Length:
+                    ggmlVariant = args[++i];
+                    break;
+                default:
+                    return Fail($"unknown or incomplete option '{args[i]}'");
+            }
+        }
+        return KernelBenchmark.Run(new KernelBenchmarkOptions(threads, shapes, quick, output, ggmlVariant));
+    }
+
+    private static int RunEmbed(string[] args)
+    {
+        IReadOnlyList<int> threads = [1, 2];
+        bool quick = false;
+        string? output = null, model = null, engine = null;
+        for (int i = 1; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--quick": quick = true; break;
+                case "--threads" when i + 1 < args.Length:
+                    threads = ParseThreads(args[++i]) ?? throw new ArgumentException($"--threads: '{args[i]}'");
+                    break;
+                case "--out" when i + 1 < args.Length: output = args[++i]; break;
+                case "--model" when i + 1 < args.Length: model = args[++i]; break;
+                case "--engine" when i + 1 < args.Length: engine = args[++i]; break;
+                default: return Fail($"unknown or incomplete option '{args[i]}'");
+            }
+        }
+        return args[0] == "embed-worker"
+            ? Embed.EmbedBenchmark.Worker(engine ?? "edgeslm", threads[0], quick, model ?? throw new ArgumentException("--model is required"))
+            : Embed.EmbedBenchmark.Run(threads, quick, output, model);
+    }
+
+    private static int[]? ParseThreads(string text)
+    {
+        var counts = new List<int>();
+        foreach (string part in text.Split(','))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out int count) || count < 1 || count > 64)
+            {
+                return null;
+            }
+            counts.Add(count);
+        }
+        return counts.Count > 0 ? counts.Distinct().ToArray() : null;
+    }
+
+    private static (int, int)[]? ParseShapes(string text)
+    {
+        var shapes = new List<(int, int)>();
+        foreach (string part in text.Split(','))
+        {
+            string[] sides = part.Split('x');
+            if (sides.Length != 2
+                || !int.TryParse(sides[0], NumberStyles.None, CultureInfo.InvariantCulture, out int rows)
+                || !int.TryParse(sides[1], NumberStyles.None, CultureInfo.InvariantCulture, out int k)
+                || rows < 1 || k < 32 || k % 32 != 0 || (long)rows * k > 1L << 28)
+            {
+                return null;
+            }
+            shapes.Add((rows, k));
+        }
+        return shapes.Count > 0 ? shapes.ToArray() : null;
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine($"EdgeSlm.Benchmarks: {message}");
+        Console.Error.WriteLine(Usage);
+        return 2;
+    }
+}
