@@ -32,6 +32,10 @@ internal static class Program
             Console.WriteLine(Usage);
             return args.Length == 0 ? 2 : 0;
         }
+        if (args[0] == "jit-kernels")
+        {
+            return Kernels.JitKernels.Run();
+        }
         if (args[0] is "embed" or "embed-worker")
         {
             return RunEmbed(args);

@@ -40,6 +40,9 @@ internal sealed class WorkerPool : IDisposable
         {
             int part = i + 1;
             _wake[i] = new ManualResetEventSlim(false, spinCount: 0);
+            // The event makes its lock object on the first wait that blocks: have that happen here, not
+            // inside the first job that finds the worker parked.
+            _wake[i].Wait(1);
             _threads[i] = new Thread(() => WorkerLoop(part)) { IsBackground = true, Name = $"edgeslm-kernel-{part}" };
             _threads[i].Start();
         }
