@@ -21,10 +21,16 @@ public sealed class LinearWeights
         OutlierWeights = new float[outlierColumns.Length * rows];
         if (outlierColumns.Length > 0)
         {
-            float[] w = Dequantize();
-            for (int i = 0; i < outlierColumns.Length; i++)
-                for (int r = 0; r < rows; r++)
-                    OutlierWeights[i * rows + r] = w[r * columns + outlierColumns[i]];
+            // Row by row: dequantizing the whole matrix at once would double the model's memory at load.
+            Span<float> row = columns <= 4096 ? stackalloc float[columns] : new float[columns];
+            for (int r = 0; r < rows; r++)
+            {
+                DequantizeRow(r, row);
+                for (int i = 0; i < outlierColumns.Length; i++)
+                {
+                    OutlierWeights[i * rows + r] = row[outlierColumns[i]];
+                }
+            }
         }
     }
 
@@ -40,6 +46,18 @@ public sealed class LinearWeights
     internal float[] OutlierWeights { get; }       // (outliers, rows): W[r, OutlierColumns[i]] as float
 
     public QuantType Type => Quantized?.Type ?? QuantType.F32;
+
+    /// <summary>Row <paramref name="row"/> of W as floats.</summary>
+    public void DequantizeRow(int row, Span<float> destination)
+    {
+        if (Values is not null)
+        {
+            Values.AsSpan(row * Columns, Columns).CopyTo(destination);
+            return;
+        }
+        int rowBytes = (int)Quantized!.RowBytes;
+        ReferenceQuantizer.Dequantize(Quantized.Type, Quantized.Bytes.Slice(row * rowBytes, rowBytes), destination[..Columns]);
+    }
 
     /// <summary>W as floats (dequantized), row after row: for the reference forward pass and for checks.</summary>
     public float[] Dequantize()
