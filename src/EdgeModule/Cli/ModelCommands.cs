@@ -76,7 +76,7 @@ internal static class ModelCommands
 
     public static int Embed(Arguments args, TextWriter output)
     {
-        string modelPath = ModelCache.Resolve(args.Option("model"), output: null);
+        string modelPath = ModelCache.Resolve(args.Option("model"), Console.Error);
         int threads = args.IntOption("threads", 1, 1, 64);
         string? file = args.Option("file");
         args.RejectUnknown();
