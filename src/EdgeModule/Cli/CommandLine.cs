@@ -24,6 +24,8 @@ internal static class CommandLine
                                     convert a BERT-family ONNX model to GGUF (llama.cpp's bert layout)
           edgeslm embed [--model FILE] [--threads N] [--file SENTENCES | TEXT...]
                                     one JSON array (pooled, L2-normalised embedding) per input line
+          edgeslm eval [--model FILE] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N]
+                                    train an intent classifier on one file, report accuracy on the other
           edgeslm --version         version, runtime and architecture
           edgeslm --help            this text
 
@@ -45,6 +47,7 @@ internal static class CommandLine
                 ["info", ..] => Fail(error, ExitUsage, "info: say what to show (--cpu or a GGUF file)."),
                 ["convert", .. var rest] => ModelCommands.Convert(new Arguments(rest, new HashSet<string> { "plain" }), output, error),
                 ["embed", .. var rest] => ModelCommands.Embed(new Arguments(rest, new HashSet<string>()), output),
+                ["eval", .. var rest] => EvalCommand.Run(new Arguments(rest, new HashSet<string> { "json" }), output),
                 [string verb, ..] => Fail(error, ExitUsage, $"Unknown command '{verb}'. Run 'edgeslm --help'."),
             };
         }
