@@ -240,9 +240,43 @@ internal static unsafe class ReferenceTiles<TFormat> where TFormat : struct, IWe
     }
 }
 
+/// <summary>A tiled tier's two kernels: 4 rows × 1 token and 4 rows × 4 tokens.</summary>
+internal unsafe interface ITileKernels
+{
+    static abstract Vector128<float> Tile4x1(byte* w0, byte* w1, byte* w2, byte* w3, in MatMulArgs args, int token);
+
+    static abstract void Tile4x4(byte* w0, byte* w1, byte* w2, byte* w3, in MatMulArgs args, int t0, int t1, int t2, int t3,
+        out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3);
+}
+
 /// <summary>The driver shared by the tiled tiers: walks 4-row tiles and 4- or 1-token tiles.</summary>
 internal static unsafe class TileWalk
 {
+    /// <summary>Walks 4-row tiles and, within each, 4-token tiles (1-token for a last single token).</summary>
+    public static void RunRows<TTiles>(in MatMulArgs args, int rowStart, int rowEnd) where TTiles : struct, ITileKernels
+    {
+        for (int row = rowStart; row < rowEnd; row += 4)
+        {
+            int live = Rows(args, row, rowEnd, out byte* w0, out byte* w1, out byte* w2, out byte* w3);
+            int t = 0;
+            for (; t + 1 < args.Tokens; t += 4)
+            {
+                // 2 or 3 tokens left: repeat the last one rather than re-decode the weights per token.
+                int last = args.Tokens - 1;
+                TTiles.Tile4x4(w0, w1, w2, w3, args, t, t + 1, Math.Min(t + 2, last), Math.Min(t + 3, last),
+                    out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3);
+                Store(args, y0, t, row, live);
+                Store(args, y1, t + 1, row, live);
+                if (t + 2 <= last) Store(args, y2, t + 2, row, live);
+                if (t + 3 <= last) Store(args, y3, t + 3, row, live);
+            }
+            if (t < args.Tokens)
+            {
+                Store(args, TTiles.Tile4x1(w0, w1, w2, w3, args, t), t, row, live);
+            }
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store(in MatMulArgs args, Vector128<float> values, int token, int row, int liveRows)
     {
@@ -276,34 +310,10 @@ internal static unsafe class TileWalk
 }
 
 /// <summary>The 128-bit tiers (portable, NEON, NEON with SDOT): one block is two Vector128 of int8.</summary>
-internal static unsafe class Vector128Tiles<TFormat, TDot>
+internal readonly unsafe struct Vector128Tiles<TFormat, TDot> : ITileKernels
     where TFormat : struct, IWeightFormat
     where TDot : struct, IInt8Dot128
 {
-    public static void RunRows(in MatMulArgs args, int rowStart, int rowEnd)
-    {
-        for (int row = rowStart; row < rowEnd; row += 4)
-        {
-            int live = TileWalk.Rows(args, row, rowEnd, out byte* w0, out byte* w1, out byte* w2, out byte* w3);
-            int t = 0;
-            for (; t + 1 < args.Tokens; t += 4)
-            {
-                // 2 or 3 tokens left: repeat the last one rather than re-decode the weights per token.
-                int last = args.Tokens - 1;
-                Tile4x4(w0, w1, w2, w3, args, t, t + 1, Math.Min(t + 2, last), Math.Min(t + 3, last),
-                    out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3);
-                TileWalk.Store(args, y0, t, row, live);
-                TileWalk.Store(args, y1, t + 1, row, live);
-                if (t + 2 <= last) TileWalk.Store(args, y2, t + 2, row, live);
-                if (t + 3 <= last) TileWalk.Store(args, y3, t + 3, row, live);
-            }
-            if (t < args.Tokens)
-            {
-                TileWalk.Store(args, Tile4x1(w0, w1, w2, w3, args, t), t, row, live);
-            }
-        }
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static Vector128<float> Tile4x1(byte* w0, byte* w1, byte* w2, byte* w3, in MatMulArgs args, int token)
     {
@@ -397,34 +407,10 @@ internal static unsafe class Vector128Tiles<TFormat, TDot>
 }
 
 /// <summary>The 256-bit x64 tiers (AVX2, AVX-VNNI): one block is one Vector256 of int8.</summary>
-internal static unsafe class Vector256Tiles<TFormat, TDot>
+internal readonly unsafe struct Vector256Tiles<TFormat, TDot> : ITileKernels
     where TFormat : struct, IWeightFormat
     where TDot : struct, IInt8Dot256
 {
-    public static void RunRows(in MatMulArgs args, int rowStart, int rowEnd)
-    {
-        Debug.Assert(Avx2.IsSupported);
-        for (int row = rowStart; row < rowEnd; row += 4)
-        {
-            int live = TileWalk.Rows(args, row, rowEnd, out byte* w0, out byte* w1, out byte* w2, out byte* w3);
-            int t = 0;
-            for (; t + 1 < args.Tokens; t += 4)
-            {
-                int last = args.Tokens - 1;
-                Tile4x4(w0, w1, w2, w3, args, t, t + 1, Math.Min(t + 2, last), Math.Min(t + 3, last),
-                    out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3);
-                TileWalk.Store(args, y0, t, row, live);
-                TileWalk.Store(args, y1, t + 1, row, live);
-                if (t + 2 <= last) TileWalk.Store(args, y2, t + 2, row, live);
-                if (t + 3 <= last) TileWalk.Store(args, y3, t + 3, row, live);
-            }
-            if (t < args.Tokens)
-            {
-                TileWalk.Store(args, Tile4x1(w0, w1, w2, w3, args, t), t, row, live);
-            }
-        }
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static Vector128<float> Tile4x1(byte* w0, byte* w1, byte* w2, byte* w3, in MatMulArgs args, int token)
     {

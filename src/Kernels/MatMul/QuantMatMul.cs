@@ -132,22 +132,22 @@ internal static unsafe class QuantMatMulKernels
     public static delegate*<in MatMulArgs, int, int, void> Q4_0(KernelPath path) => path switch
     {
         KernelPath.Reference => &ReferenceTiles<Q4_0Weights>.RunRows,
-        KernelPath.Portable => &Vector128Tiles<Q4_0Weights, Vector128Dot>.RunRows,
-        KernelPath.Neon => &Vector128Tiles<Q4_0Weights, AdvSimdDot>.RunRows,
-        KernelPath.NeonDotProd => &Vector128Tiles<Q4_0Weights, AdvSimdDotProdDot>.RunRows,
-        KernelPath.Avx2 => &Vector256Tiles<Q4_0Weights, Avx2Dot>.RunRows,
-        KernelPath.AvxVnni => &Vector256Tiles<Q4_0Weights, AvxVnniDot>.RunRows,
+        KernelPath.Portable => &TileWalk.RunRows<Vector128Tiles<Q4_0Weights, Vector128Dot>>,
+        KernelPath.Neon => &TileWalk.RunRows<Vector128Tiles<Q4_0Weights, AdvSimdDot>>,
+        KernelPath.NeonDotProd => &TileWalk.RunRows<Vector128Tiles<Q4_0Weights, AdvSimdDotProdDot>>,
+        KernelPath.Avx2 => &TileWalk.RunRows<Vector256Tiles<Q4_0Weights, Avx2Dot>>,
+        KernelPath.AvxVnni => &TileWalk.RunRows<Vector256Tiles<Q4_0Weights, AvxVnniDot>>,
         _ => throw new NotSupportedException($"Unknown kernel path {path}."),
     };
 
     public static delegate*<in MatMulArgs, int, int, void> Q8_0(KernelPath path) => path switch
     {
         KernelPath.Reference => &ReferenceTiles<Q8_0Weights>.RunRows,
-        KernelPath.Portable => &Vector128Tiles<Q8_0Weights, Vector128Dot>.RunRows,
-        KernelPath.Neon => &Vector128Tiles<Q8_0Weights, AdvSimdDot>.RunRows,
-        KernelPath.NeonDotProd => &Vector128Tiles<Q8_0Weights, AdvSimdDotProdDot>.RunRows,
-        KernelPath.Avx2 => &Vector256Tiles<Q8_0Weights, Avx2Dot>.RunRows,
-        KernelPath.AvxVnni => &Vector256Tiles<Q8_0Weights, AvxVnniDot>.RunRows,
+        KernelPath.Portable => &TileWalk.RunRows<Vector128Tiles<Q8_0Weights, Vector128Dot>>,
+        KernelPath.Neon => &TileWalk.RunRows<Vector128Tiles<Q8_0Weights, AdvSimdDot>>,
+        KernelPath.NeonDotProd => &TileWalk.RunRows<Vector128Tiles<Q8_0Weights, AdvSimdDotProdDot>>,
+        KernelPath.Avx2 => &TileWalk.RunRows<Vector256Tiles<Q8_0Weights, Avx2Dot>>,
+        KernelPath.AvxVnni => &TileWalk.RunRows<Vector256Tiles<Q8_0Weights, AvxVnniDot>>,
         _ => throw new NotSupportedException($"Unknown kernel path {path}."),
     };
 
