@@ -90,9 +90,10 @@ public static class IntentEvaluation
     }
 
     /// <summary>
-    /// The confidence below which an utterance is "not recognized": with out-of-scope examples held out, the value
-    /// that best balances in-scope accuracy and out-of-scope recall on them; without, the level that still accepts
-    /// 99% of the held-out in-scope utterances the classifier gets right.
+    /// The confidence below which an utterance is "not recognized". With out-of-scope examples held out: the lowest
+    /// threshold at which at least <see cref="OutOfScopeRecallTarget"/> of them are rejected (by the threshold or
+    /// by the explicit out-of-scope class), so in-scope accuracy loses no more than needed. Without: the level
+    /// that still accepts 99% of the held-out in-scope utterances the classifier gets right.
     /// </summary>
     private static double Calibrate(SoftmaxClassifier classifier, float[] features, IReadOnlyList<IntentExample> heldOut)
     {
@@ -102,33 +103,33 @@ public static class IntentEvaluation
         }
         int dimension = classifier.Dimension;
         var probabilities = new float[classifier.Classes.Count];
-        var scored = new List<(float Confidence, bool InScope, bool Correct)>();
+        var scored = new List<(float Confidence, bool InScope, bool Correct, bool PredictedOutOfScope)>();
         for (int i = 0; i < heldOut.Count; i++)
         {
             classifier.Predict(features.AsSpan(i * dimension, dimension), probabilities);
             int best = TensorPrimitives.IndexOfMax(probabilities.AsSpan());
-            bool inScope = heldOut[i].Intent != IntentExample.OutOfScope;
-            scored.Add((probabilities[best], inScope, classifier.Classes[best] == heldOut[i].Intent));
+            string predicted = classifier.Classes[best];
+            scored.Add((probabilities[best], heldOut[i].Intent != IntentExample.OutOfScope, predicted == heldOut[i].Intent, predicted == IntentExample.OutOfScope));
         }
-        int outOfScope = scored.Count(s => !s.InScope), inScopeCount = scored.Count - outOfScope;
-        if (outOfScope == 0)
+        var outOfScope = scored.Where(s => !s.InScope).ToList();
+        if (outOfScope.Count == 0)
         {
             float[] correct = scored.Where(s => s.Correct).Select(s => s.Confidence).Order().ToArray();
             return correct.Length == 0 ? 0 : correct[(int)(correct.Length * 0.01)];
         }
-        double bestThreshold = 0, bestScore = -1;
-        foreach (float candidate in scored.Select(s => s.Confidence).Append(0f).Distinct())
+        foreach (float candidate in outOfScope.Select(s => s.Confidence).Append(0f).Select(c => c == 0f ? 0f : MathF.BitIncrement(c)).Distinct().Order())
         {
-            double accepted = scored.Count(s => s.InScope && s.Correct && s.Confidence >= candidate) / (double)Math.Max(1, inScopeCount);
-            double rejected = scored.Count(s => !s.InScope && s.Confidence < candidate) / (double)outOfScope;
-            double score = accepted + rejected;
-            if (score > bestScore)
+            double recall = outOfScope.Count(s => s.PredictedOutOfScope || s.Confidence < candidate) / (double)outOfScope.Count;
+            if (recall >= OutOfScopeRecallTarget)
             {
-                (bestScore, bestThreshold) = (score, candidate);
+                return candidate;
             }
         }
-        return bestThreshold;
+        return 1;
     }
+
+    /// <summary>Share of held-out out-of-scope utterances the calibrated threshold must reject.</summary>
+    public const double OutOfScopeRecallTarget = 0.6;
 
     private static (List<IntentExample> Fit, List<IntentExample> HeldOut) HoldOut(IReadOnlyList<IntentExample> train, double fraction, int seed)
     {
