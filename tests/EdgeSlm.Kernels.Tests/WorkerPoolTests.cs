@@ -53,3 +53,36 @@ public class WorkerPoolTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new WorkerPool(65));
     }
 }
+
+[Collection(AllocationCollection.Name)]
+public sealed class WorkerPoolAllocationTests
+{
+    [Fact]
+    public void Worker_threads_allocate_nothing_between_jobs_even_after_parking()
+    {
+        // Each part records its own thread's allocation counter at the start of every job: the difference
+        // between two jobs on the same worker is what the pool's wait loop (spinning, yielding, parking on its
+        // event) and the job allocated in between. Counted per thread, so no other thread can disturb it.
+        const int threads = 3, jobs = 40;
+        using var pool = new WorkerPool(threads);
+        var counters = new long[jobs, threads];
+        int job = 0;
+        Action<int> record = part => counters[job, part] = GC.GetAllocatedBytesForCurrentThread();
+        for (job = 0; job < jobs; job++)
+        {
+            pool.Run(record);
+            if (job % 10 == 9)
+            {
+                Thread.Sleep(50); // long past the busy-wait and yield phases: the workers park
+            }
+        }
+        // Job 0 is the warm-up; every later job must start where the previous one left each worker.
+        for (int j = 2; j < jobs; j++)
+        {
+            for (int part = 1; part < threads; part++)
+            {
+                Assert.True(counters[j, part] == counters[j - 1, part], $"worker {part} allocated {counters[j, part] - counters[j - 1, part]} bytes before job {j}");
+            }
+        }
+    }
+}

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Text;
 using EdgeSlm.Kernels.Formats;
 
@@ -42,8 +41,6 @@ public sealed class GgufWriter
         _tensors.Add((name, dimensions, type, data));
         return this;
     }
-
-    public long DataBytes => _tensors.Sum(t => GgufFile.AlignUp(t.Data.Length, GgufFile.DefaultAlignment));
 
     public void WriteTo(Stream stream)
     {

@@ -95,7 +95,7 @@ public sealed unsafe class BertModel : IDisposable
         try
         {
             Config = ReadConfig(file);
-            (Vocabulary, ControlTokens) = ReadVocabulary(file, Config);
+            (Vocabulary, ControlTokens) = ReadVocabulary(file);
             TokenEmbeddings = file.Tensor(BertGguf.TokenEmbeddings);
             CheckShape(TokenEmbeddings, Config.HiddenSize, Config.VocabularySize);
             PositionEmbeddings = Floats(BertGguf.PositionEmbeddings, Config.HiddenSize, Config.ContextLength);
@@ -183,7 +183,7 @@ public sealed unsafe class BertModel : IDisposable
             Int(BertGguf.FeedForwardLengthKey, 32, 65536), Int(BertGguf.ContextLengthKey, 8, 65536), tokenTypes, epsilon, (Pooling)pooling);
     }
 
-    private static (string[] Vocabulary, bool[] Control) ReadVocabulary(GgufFile file, BertConfig config)
+    private static (string[] Vocabulary, bool[] Control) ReadVocabulary(GgufFile file)
     {
         string[] tokens = file.Require(BertGguf.TokensKey).AsArray<string>(BertGguf.TokensKey);
         int[] types = file.Get(BertGguf.TokenTypesKey)?.AsArray<int>(BertGguf.TokenTypesKey) ?? new int[tokens.Length];
@@ -200,7 +200,6 @@ public sealed unsafe class BertModel : IDisposable
                 throw new GgufFormatException($"the vocabulary has no {special} token");
             }
         }
-        _ = config;
         return (vocabulary, control);
     }
 
