@@ -50,6 +50,9 @@ internal sealed class Arguments
 
     public IReadOnlyList<string> Positional { get; }
 
+    /// <summary>Every option given, read or not.</summary>
+    public IEnumerable<string> OptionNames => _options.Keys.ToArray();
+
     public string? Option(string name)
     {
         _read.Add(name);

@@ -24,6 +24,13 @@ internal static class CommandLine
                                     convert a BERT-family ONNX model to GGUF (llama.cpp's bert layout)
           edgeslm embed [--model FILE] [--threads N] [--file SENTENCES | TEXT...]
                                     one JSON array (pooled, L2-normalised embedding) per input line
+          edgeslm classify [--model FILE] [--intents FILE] [--threshold X] [--file SENTENCES | TEXT...]
+                                    one JSON result per input: intent, confidence, slots, recognized
+          edgeslm run [--config FILE] [--broker mqtt://HOST:PORT | mqtts://HOST:PORT | embedded]
+                      [--profile hermes,native] [--intents FILE] [--model FILE] [--site ID] [--threads N]
+                      [--Section:Key VALUE ...]
+                                    the MQTT module: transcripts in, intents out (see README for every setting)
+          edgeslm demo [TEXT...]    the module on an embedded broker with the sample home intents, fed a few transcripts
           edgeslm eval [--model FILE] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N]
                                     train an intent classifier on one file, report accuracy on the other
           edgeslm --version         version, runtime and architecture
@@ -32,6 +39,7 @@ internal static class CommandLine
         Environment:
           EDGESLM_KERNELS           force a kernel path: auto|reference|portable|avx2|avx-vnni|neon|neon-dotprod
           EDGESLM_CACHE             where the default model is converted to (default ~/.cache/edgeslm)
+          EDGESLM__Section__Key     any setting of run, e.g. EDGESLM__Mqtt__Broker=mqtt://broker:1883
         """;
 
     public static int Run(string[] args, TextWriter output, TextWriter error)
@@ -47,6 +55,9 @@ internal static class CommandLine
                 ["info", ..] => Fail(error, ExitUsage, "info: say what to show (--cpu or a GGUF file)."),
                 ["convert", .. var rest] => ModelCommands.Convert(new Arguments(rest, new HashSet<string> { "plain" }), output, error),
                 ["embed", .. var rest] => ModelCommands.Embed(new Arguments(rest, new HashSet<string>()), output),
+                ["classify", .. var rest] => ClassifyCommand.Run(new Arguments(rest, new HashSet<string>()), output, error),
+                ["run", .. var rest] => ModuleCommands.Run(new Arguments(rest, new HashSet<string>()), error),
+                ["demo", .. var rest] => ModuleCommands.Demo(new Arguments(rest, new HashSet<string>()), output, error),
                 ["eval", .. var rest] => EvalCommand.Run(new Arguments(rest, new HashSet<string> { "json" }), output),
                 [string verb, ..] => Fail(error, ExitUsage, $"Unknown command '{verb}'. Run 'edgeslm --help'."),
             };
@@ -56,7 +67,8 @@ internal static class CommandLine
             return Fail(error, ExitUsage, e.Message);
         }
         catch (Exception e) when (e is NotSupportedException or Gguf.GgufFormatException or Onnx.OnnxFormatException
-            or IOException or UnauthorizedAccessException or InvalidDataException or FormatException or ArgumentException)
+            or IOException or UnauthorizedAccessException or InvalidDataException or FormatException or ArgumentException
+            or Intents.Templates.IntentFileException or Intents.Templates.TemplateFormatException)
         {
             // Bad input ends with one line and a non-zero exit, never a stack trace.
             return Fail(error, ExitFailure, e.Message);

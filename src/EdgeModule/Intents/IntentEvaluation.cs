@@ -95,7 +95,7 @@ public static class IntentEvaluation
     /// by the explicit out-of-scope class), so in-scope accuracy loses no more than needed. Without: the level
     /// that still accepts 99% of the held-out in-scope utterances the classifier gets right.
     /// </summary>
-    private static double Calibrate(SoftmaxClassifier classifier, float[] features, IReadOnlyList<IntentExample> heldOut)
+    internal static double Calibrate(SoftmaxClassifier classifier, float[] features, IReadOnlyList<IntentExample> heldOut)
     {
         if (heldOut.Count == 0)
         {
@@ -131,7 +131,7 @@ public static class IntentEvaluation
     /// <summary>Share of held-out out-of-scope utterances the calibrated threshold must reject.</summary>
     public const double OutOfScopeRecallTarget = 0.6;
 
-    private static (List<IntentExample> Fit, List<IntentExample> HeldOut) HoldOut(IReadOnlyList<IntentExample> train, double fraction, int seed)
+    internal static (List<IntentExample> Fit, List<IntentExample> HeldOut) HoldOut(IReadOnlyList<IntentExample> train, double fraction, int seed)
     {
         var random = new Random(seed);
         var fit = new List<IntentExample>();

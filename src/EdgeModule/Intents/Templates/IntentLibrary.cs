@@ -55,6 +55,15 @@ public sealed class IntentLibrary
         return library;
     }
 
+    /// <summary>Loads one intents file given as text (for example received over MQTT); <paramref name="source"/> names it in errors.</summary>
+    public static IntentLibrary Parse(string yaml, string source)
+    {
+        var library = new IntentLibrary();
+        using var reader = new StringReader(yaml);
+        library.LoadYaml(reader, source, "");
+        return library;
+    }
+
     /// <summary>Checks a name that will become an MQTT topic level.</summary>
     public static void ValidateIntentName(string name, string source)
     {
@@ -66,14 +75,17 @@ public sealed class IntentLibrary
 
     private void LoadFile(string file, string folderName)
     {
+        using var reader = new StreamReader(file);
+        LoadYaml(reader, file, folderName);
+    }
+
+    private void LoadYaml(TextReader reader, string file, string folderName)
+    {
         YamlMappingNode root;
         try
         {
             var stream = new YamlStream();
-            using (var reader = new StreamReader(file))
-            {
-                stream.Load(reader);
-            }
+            stream.Load(reader);
             if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode mapping)
             {
                 return;

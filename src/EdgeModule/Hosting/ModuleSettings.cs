@@ -1,0 +1,201 @@
+using EdgeSlm.EdgeModule.Protocols;
+
+namespace EdgeSlm.EdgeModule.Hosting;
+
+/// <summary>
+/// Every setting of <c>edgeslm run</c>, bound from (later wins) the JSON file, <c>EDGESLM__Section__Key</c>
+/// environment variables and the command line. <see cref="Validate"/> runs at start-up and names the setting.
+/// </summary>
+public sealed class ModuleSettings
+{
+    /// <summary>This device's id: a topic level (<c>edgeslm/&lt;SiteId&gt;/...</c>) and Hermes' default siteId.</summary>
+    public string SiteId { get; set; } = "default";
+
+    /// <summary>GGUF model file; empty: the bundled MiniLM, converted to q4_0 once into the cache.</summary>
+    public string? Model { get; set; }
+
+    /// <summary>Intents file or folder (hassil YAML, or JSONL examples); empty: the sample home intents built in.</summary>
+    public string? Intents { get; set; }
+
+    /// <summary>Comma-separated protocol profiles: hermes, native.</summary>
+    public string Profiles { get; set; } = "hermes,native";
+
+    /// <summary>Inference threads (the thermal governor may lower them while the CPU is hot).</summary>
+    public int Threads { get; set; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
+
+    /// <summary>Fixed "not recognized" confidence (0..1); empty: calibrated on held-out examples when training.</summary>
+    public double? Threshold { get; set; }
+
+    /// <summary>Largest accepted payload; bigger messages are answered on the error topic.</summary>
+    public int MaxPayloadBytes { get; set; } = 8 * 1024;
+
+    /// <summary>Messages waiting for inference; when full, reading from the broker pauses (nothing is dropped).</summary>
+    public int QueueCapacity { get; set; } = 256;
+
+    /// <summary>Utterances classified together when a backlog forms.</summary>
+    public int MaxBatch { get; set; } = 16;
+
+    /// <summary>Where converted models and trained heads are kept; empty: EDGESLM_CACHE, XDG cache, ~/.cache/edgeslm.</summary>
+    public string? CacheDirectory { get; set; }
+
+    public MqttSettings Mqtt { get; set; } = new();
+    public HermesSettings Hermes { get; set; } = new();
+    public HomeAssistantSettings HomeAssistant { get; set; } = new();
+
+    public ProtocolProfile ParsedProfiles()
+    {
+        var profiles = ProtocolProfile.None;
+        foreach (string name in Profiles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            profiles |= name.ToLowerInvariant() switch
+            {
+                "hermes" => ProtocolProfile.Hermes,
+                "native" => ProtocolProfile.Native,
+                _ => throw new SettingsException($"Profiles: unknown profile '{name}' (hermes, native)"),
+            };
+        }
+        return profiles;
+    }
+
+    /// <summary>Every problem, each naming its setting; empty when the settings can be used.</summary>
+    public List<string> Validate()
+    {
+        var errors = new List<string>();
+        if (!TopicLevel.IsValid(SiteId))
+        {
+            errors.Add($"SiteId: '{SiteId}' cannot be an MQTT topic level (1 to 64 characters, no '/', '+', '#', '$' at the start, or control characters)");
+        }
+        try
+        {
+            if (ParsedProfiles() == ProtocolProfile.None) errors.Add("Profiles: at least one of hermes, native");
+        }
+        catch (SettingsException e)
+        {
+            errors.Add(e.Message);
+        }
+        if (Threads is < 1 or > 64) errors.Add($"Threads: {Threads} is not between 1 and 64");
+        if (Threshold is < 0 or > 1) errors.Add($"Threshold: {Threshold} is not between 0 and 1");
+        if (MaxPayloadBytes is < 16 or > 1024 * 1024) errors.Add($"MaxPayloadBytes: {MaxPayloadBytes} is not between 16 and 1048576");
+        if (QueueCapacity is < 1 or > 100_000) errors.Add($"QueueCapacity: {QueueCapacity} is not between 1 and 100000");
+        if (MaxBatch is < 1 or > 64) errors.Add($"MaxBatch: {MaxBatch} is not between 1 and 64");
+        if (!string.IsNullOrWhiteSpace(Model) && !File.Exists(Model)) errors.Add($"Model: file {Model} does not exist");
+        if (!string.IsNullOrWhiteSpace(Intents) && !File.Exists(Intents) && !Directory.Exists(Intents)) errors.Add($"Intents: {Intents} does not exist");
+        errors.AddRange(Mqtt.Validate());
+        if (string.IsNullOrWhiteSpace(Hermes.ErrorTopic) || Hermes.ErrorTopic.Contains('+') || Hermes.ErrorTopic.Contains('#'))
+        {
+            errors.Add($"Hermes:ErrorTopic: '{Hermes.ErrorTopic}' is not a topic to publish on");
+        }
+        if (!TopicLevel.IsValid(HomeAssistant.DiscoveryPrefix)) errors.Add($"HomeAssistant:DiscoveryPrefix: '{HomeAssistant.DiscoveryPrefix}' is not a topic level");
+        return errors;
+    }
+}
+
+public sealed class MqttSettings
+{
+    /// <summary><c>mqtt://host[:1883]</c>, <c>mqtts://host[:8883]</c>, or <c>embedded</c> (a broker in this process).</summary>
+    public string Broker { get; set; } = "embedded";
+
+    /// <summary>Port of the embedded broker (0: any free port).</summary>
+    public int EmbeddedPort { get; set; } = 1883;
+
+    /// <summary>5 (default) or 3.1.1.</summary>
+    public string ProtocolVersion { get; set; } = "5";
+
+    /// <summary>Empty: edgeslm-&lt;SiteId&gt;. Must be stable across restarts for the persistent session to resume.</summary>
+    public string? ClientId { get; set; }
+
+    public string? Username { get; set; }
+    public string? Password { get; set; }
+
+    /// <summary>PEM file of the CA that signed the broker's certificate (mqtts); empty: the system's trust store.</summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>PEM client certificate and key for mutual TLS.</summary>
+    public string? ClientCertificateFile { get; set; }
+    public string? ClientKeyFile { get; set; }
+
+    /// <summary>How long the broker keeps our session (subscriptions, queued QoS 1 messages) while we are away.</summary>
+    public int SessionExpirySeconds { get; set; } = 7 * 24 * 3600;
+
+    public int KeepAliveSeconds { get; set; } = 30;
+
+    /// <summary>Shared-subscription group: instances with the same group split the transcript stream.</summary>
+    public string? SharedGroup { get; set; }
+
+    public int ReconnectMinMilliseconds { get; set; } = 500;
+    public int ReconnectMaxMilliseconds { get; set; } = 30_000;
+
+    public List<string> Validate()
+    {
+        var errors = new List<string>();
+        try
+        {
+            BrokerAddress.Parse(Broker);
+        }
+        catch (SettingsException e)
+        {
+            errors.Add(e.Message);
+        }
+        if (ProtocolVersion is not ("5" or "5.0" or "3.1.1" or "311")) errors.Add($"Mqtt:ProtocolVersion: '{ProtocolVersion}' is not 5 or 3.1.1");
+        if (EmbeddedPort is < 0 or > 65535) errors.Add($"Mqtt:EmbeddedPort: {EmbeddedPort} is not a port");
+        if (!string.IsNullOrEmpty(CaFile) && !File.Exists(CaFile)) errors.Add($"Mqtt:CaFile: file {CaFile} does not exist");
+        if (!string.IsNullOrEmpty(ClientCertificateFile) && !File.Exists(ClientCertificateFile)) errors.Add($"Mqtt:ClientCertificateFile: file {ClientCertificateFile} does not exist");
+        if (!string.IsNullOrEmpty(ClientKeyFile) && !File.Exists(ClientKeyFile)) errors.Add($"Mqtt:ClientKeyFile: file {ClientKeyFile} does not exist");
+        if (string.IsNullOrEmpty(ClientCertificateFile) != string.IsNullOrEmpty(ClientKeyFile)) errors.Add("Mqtt:ClientCertificateFile and Mqtt:ClientKeyFile go together");
+        if (SessionExpirySeconds < 0) errors.Add($"Mqtt:SessionExpirySeconds: {SessionExpirySeconds} is negative");
+        if (KeepAliveSeconds is < 0 or > 65535) errors.Add($"Mqtt:KeepAliveSeconds: {KeepAliveSeconds} is not between 0 and 65535");
+        if (SharedGroup is { Length: > 0 } group && !TopicLevel.IsValid(group)) errors.Add($"Mqtt:SharedGroup: '{group}' is not a topic level");
+        if (ClientId is { Length: > 0 } id && (id.Length > 128 || id.Any(char.IsControl))) errors.Add("Mqtt:ClientId: at most 128 characters, no control characters");
+        if (ReconnectMinMilliseconds < 10 || ReconnectMaxMilliseconds < ReconnectMinMilliseconds)
+        {
+            errors.Add($"Mqtt:ReconnectMinMilliseconds ({ReconnectMinMilliseconds}) must be at least 10 and at most Mqtt:ReconnectMaxMilliseconds ({ReconnectMaxMilliseconds})");
+        }
+        return errors;
+    }
+}
+
+public sealed class HermesSettings
+{
+    /// <summary>Rhasspy's <c>hermes/error/nlu</c>; Snips used <c>hermes/nlu/error</c>.</summary>
+    public string ErrorTopic { get; set; } = HermesProtocol.DefaultErrorTopic;
+}
+
+public sealed class HomeAssistantSettings
+{
+    /// <summary>Publish a retained MQTT discovery config for an event entity whose event types are the intents.</summary>
+    public bool Discovery { get; set; }
+
+    public string DiscoveryPrefix { get; set; } = "homeassistant";
+}
+
+/// <summary>A setting that cannot be used; the message names it.</summary>
+public sealed class SettingsException(string message) : Exception(message);
+
+/// <summary>Checks text that becomes one level of an MQTT topic: site ids, intent names, group names.</summary>
+public static class TopicLevel
+{
+    public static bool IsValid(string? level) =>
+        level is { Length: > 0 and <= 64 } && !level.StartsWith('$') && !level.Any(c => c is '/' or '+' or '#' || char.IsControl(c));
+}
+
+/// <summary>Where the broker is.</summary>
+public sealed record BrokerAddress(bool Embedded, string Host, int Port, bool Tls)
+{
+    public static BrokerAddress Parse(string broker)
+    {
+        if (string.Equals(broker, "embedded", StringComparison.OrdinalIgnoreCase))
+        {
+            return new BrokerAddress(true, "127.0.0.1", 0, false);
+        }
+        if (!Uri.TryCreate(broker, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("mqtt" or "mqtts" or "tcp" or "ssl") || string.IsNullOrEmpty(uri.Host))
+        {
+            throw new SettingsException($"Mqtt:Broker: '{broker}' is not mqtt://HOST[:PORT], mqtts://HOST[:PORT] or embedded");
+        }
+        if (!string.IsNullOrEmpty(uri.UserInfo))
+        {
+            throw new SettingsException("Mqtt:Broker: put credentials in Mqtt:Username and Mqtt:Password, not in the URL");
+        }
+        bool tls = uri.Scheme is "mqtts" or "ssl";
+        return new BrokerAddress(false, uri.Host, uri.IsDefaultPort || uri.Port <= 0 ? (tls ? 8883 : 1883) : uri.Port, tls);
+    }
+}

@@ -1,0 +1,418 @@
+using System.Diagnostics;
+using System.Text;
+using System.Threading.Channels;
+using EdgeSlm.EdgeModule.Hosting;
+using EdgeSlm.EdgeModule.Intents;
+using EdgeSlm.EdgeModule.Messaging;
+using EdgeSlm.EdgeModule.Protocols;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeSlm.EdgeModule.Module;
+
+/// <summary>
+/// The module: transcripts in over MQTT, intents out. Received messages go through a bounded queue to one
+/// inference worker, which classifies whatever has queued up in one batch (the GEMM path), publishes the answers,
+/// and only then acknowledges the messages, in the order they came.
+/// </summary>
+public sealed class IntentService : IHostedService, IAsyncDisposable
+{
+    private readonly ModuleSettings _settings;
+    private readonly ILogger<IntentService> _logger;
+    private readonly ModuleCounters _counters;
+    private readonly Channel<ReceivedMessage> _queue;
+    private readonly ProtocolProfile _profiles;
+    private readonly HermesProtocol _hermes;
+    private readonly NativeProtocol _native;
+    private readonly string _intentsSetTopic, _intentsStatusTopic;
+    private readonly CancellationTokenSource _stopping = new();
+    private IntentRuntime? _runtime;
+    private EmbeddedBroker? _broker;
+    private MqttConnection? _connection;
+    private Task _connectionLoop = Task.CompletedTask, _workerLoop = Task.CompletedTask;
+    private FileSystemWatcher? _watcher;
+    private Timer? _reloadDebounce;
+
+    public IntentService(ModuleSettings settings, ModuleCounters counters, ILogger<IntentService> logger)
+    {
+        _settings = settings;
+        _counters = counters;
+        _logger = logger;
+        _profiles = settings.ParsedProfiles();
+        _hermes = new HermesProtocol(settings.Hermes.ErrorTopic);
+        _native = new NativeProtocol(settings.SiteId);
+        _intentsSetTopic = $"edgeslm/{settings.SiteId}/intents/set";
+        _intentsStatusTopic = $"edgeslm/{settings.SiteId}/intents/status";
+        // Full queue: the receive handler waits, MQTTnet stops reading, the broker holds the rest. Nothing is dropped.
+        _queue = Channel.CreateBounded<ReceivedMessage>(new BoundedChannelOptions(settings.QueueCapacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+    }
+
+    /// <summary>True while the connection loop and the inference worker run (what the systemd watchdog checks).</summary>
+    public bool IsHealthy => _runtime is not null && !_connectionLoop.IsCompleted && !_workerLoop.IsCompleted;
+
+    /// <summary>Port of the embedded broker, when there is one.</summary>
+    public int? EmbeddedBrokerPort => _broker?.Port;
+
+    public IntentRuntime Runtime => _runtime ?? throw new InvalidOperationException("not started");
+
+    /// <summary>Loads the model and trains before the host reports ready; a failure here stops the start.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _runtime = IntentRuntime.Start(_settings, _logger);
+        BrokerAddress address = BrokerAddress.Parse(_settings.Mqtt.Broker);
+        if (address.Embedded)
+        {
+            _broker = await EmbeddedBroker.StartAsync(_settings.Mqtt.EmbeddedPort);
+            address = address with { Port = _broker.Port };
+            _logger.LogInformation("Embedded MQTT broker listening on port {Port}", _broker.Port);
+        }
+        _connection = new MqttConnection(_settings.Mqtt, address, ClientId(), $"edgeslm/{_settings.SiteId}/status",
+            Subscriptions(), OnMessageAsync, _logger);
+        _connection.Connected += OnConnectedAsync;
+        _connectionLoop = Task.Run(() => _connection.RunAsync(_stopping.Token));
+        _workerLoop = Task.Run(() => WorkAsync(_stopping.Token));
+        WatchIntentsFile();
+        _logger.LogInformation("EdgeSlm running: site {Site}, profiles {Profiles}, broker {Broker}, {Threads} threads",
+            _settings.SiteId, _settings.Profiles, address.Embedded ? $"embedded:{address.Port}" : $"{address.Host}:{address.Port}{(address.Tls ? " (TLS)" : "")}", _settings.Threads);
+    }
+
+    private string ClientId() => string.IsNullOrWhiteSpace(_settings.Mqtt.ClientId) ? $"edgeslm-{_settings.SiteId}" : _settings.Mqtt.ClientId;
+
+    private List<string> Subscriptions()
+    {
+        string share = string.IsNullOrWhiteSpace(_settings.Mqtt.SharedGroup) ? "" : $"$share/{_settings.Mqtt.SharedGroup}/";
+        var filters = new List<string>();
+        if (_profiles.HasFlag(ProtocolProfile.Hermes)) filters.Add(share + HermesProtocol.QueryTopic);
+        if (_profiles.HasFlag(ProtocolProfile.Native)) filters.Add(share + _native.TranscriptTopic);
+        filters.Add(_intentsSetTopic);
+        return filters;
+    }
+
+    private readonly TaskCompletionSource _firstConnection = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once the module is connected and subscribed for the first time.</summary>
+    public Task Connected => _firstConnection.Task;
+
+    private async Task OnConnectedAsync(bool sessionPresent)
+    {
+        _firstConnection.TrySetResult();
+        if (_settings.HomeAssistant.Discovery)
+        {
+            await PublishDiscoveryAsync(Runtime.Engine);
+        }
+    }
+
+    private async Task OnMessageAsync(ReceivedMessage message)
+    {
+        if (message.Message.Topic == _intentsSetTopic)
+        {
+            HandleIntentsSet(message);
+            await _connection!.AcknowledgeAsync(message, _stopping.Token);
+            return;
+        }
+        _counters.QueueDepth = _queue.Reader.Count + 1;
+        try
+        {
+            await _queue.Writer.WriteAsync(message, _stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: not acknowledged, so the broker delivers it again after the restart.
+        }
+    }
+
+    private async Task WorkAsync(CancellationToken stopping)
+    {
+        var batch = new List<ReceivedMessage>(_settings.MaxBatch);
+        try
+        {
+            while (await _queue.Reader.WaitToReadAsync(stopping))
+            {
+                batch.Clear();
+                while (batch.Count < _settings.MaxBatch && _queue.Reader.TryRead(out ReceivedMessage? item))
+                {
+                    batch.Add(item);
+                }
+                _counters.QueueDepth = _queue.Reader.Count;
+                try
+                {
+                    await ProcessAsync(batch, stopping);
+                }
+                catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (Exception e)
+                {
+                    // A bug must not stop the module: the batch stays unacknowledged and comes back after a reconnect.
+                    _counters.Failures++;
+                    _logger.LogError(e, "Batch of {Count} failed", batch.Count);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task ProcessAsync(List<ReceivedMessage> batch, CancellationToken stopping)
+    {
+        MqttConnection connection = _connection!;
+        var requests = new List<(ReceivedMessage Message, TranscriptRequest Request)>();
+        var parsed = new object[batch.Count];
+        for (int i = 0; i < batch.Count; i++)
+        {
+            ReceivedMessage message = batch[i];
+            if (message.Connection != connection.Connection)
+            {
+                // Received on a connection that has since dropped: the broker redelivers it on the new one.
+                parsed[i] = null!;
+                _counters.StaleSkipped++;
+                continue;
+            }
+            parsed[i] = Parse(message);
+            if (parsed[i] is TranscriptRequest request)
+            {
+                requests.Add((message, request));
+            }
+        }
+
+        long start = Stopwatch.GetTimestamp();
+        IntentResult[] results = requests.Count == 0 ? [] : Runtime.Engine.Classify(Runtime.Features,
+            requests.Select(r => r.Request.Text).ToArray(), requests.Select(r => r.Request.IntentFilter).ToArray());
+        double perUtterance = requests.Count == 0 ? 0 : Stopwatch.GetElapsedTime(start).TotalMilliseconds / requests.Count;
+
+        int next = 0;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            switch (parsed[i])
+            {
+                case TranscriptRequest request:
+                    IntentResult result = results[next++];
+                    double elapsed = Stopwatch.GetElapsedTime(batch[i].ReceivedTimestamp).TotalMilliseconds;
+                    foreach (OutgoingMessage outgoing in Answers(request, result, elapsed))
+                    {
+                        await connection.PublishAsync(outgoing, stopping);
+                    }
+                    _counters.Record(perUtterance, result.Recognized);
+                    if (batch[i].Message.Dup) _counters.Redelivered++;
+                    break;
+                case RequestError error:
+                    _counters.Errors++;
+                    _logger.LogWarning("Rejected a message on {Topic} (id {Id}): {Reason}", batch[i].Message.Topic, error.Id, error.Reason);
+                    await connection.PublishAsync(error.Profile == ProtocolProfile.Hermes ? _hermes.Error(error) : _native.Error(error), stopping);
+                    break;
+                default:
+                    continue;
+            }
+            await connection.AcknowledgeAsync(batch[i], stopping);
+        }
+    }
+
+    private object Parse(ReceivedMessage message)
+    {
+        var m = message.Message;
+        if (m.Topic == HermesProtocol.QueryTopic && _profiles.HasFlag(ProtocolProfile.Hermes))
+        {
+            return _hermes.Parse(m.Topic, m.Payload, _settings.MaxPayloadBytes);
+        }
+        if (m.Topic == _native.TranscriptTopic && _profiles.HasFlag(ProtocolProfile.Native))
+        {
+            return _native.Parse(m.Topic, m.Payload, _settings.MaxPayloadBytes, m.ResponseTopic, m.CorrelationData);
+        }
+        return new RequestError(ProtocolProfile.Native, PayloadReader.DerivedId(m.Topic, m.Payload), $"no protocol reads topic {m.Topic}", _settings.SiteId);
+    }
+
+    private IEnumerable<OutgoingMessage> Answers(TranscriptRequest request, IntentResult result, double elapsed)
+    {
+        if (request.Profile == ProtocolProfile.Hermes)
+        {
+            foreach (OutgoingMessage message in _hermes.Results(request, result)) yield return message;
+        }
+        else
+        {
+            yield return _native.Result(request, result, elapsed);
+        }
+        if (_settings.HomeAssistant.Discovery)
+        {
+            yield return HomeAssistantDiscovery.Event(_settings.SiteId, result);
+        }
+    }
+
+    private Task PublishDiscoveryAsync(IntentEngine engine) =>
+        _connection!.PublishAsync(HomeAssistantDiscovery.Config(_settings.HomeAssistant.DiscoveryPrefix, _settings.SiteId, engine.IntentNames), _stopping.Token);
+
+    private void HandleIntentsSet(ReceivedMessage message)
+    {
+        if (!PayloadReader.TryReadText(message.Message.Payload, 4 * 1024 * 1024, out string yaml, out string reason))
+        {
+            _ = PublishStatusAsync("error", reason, null);
+            return;
+        }
+        if (yaml.Length == 0)
+        {
+            return; // a cleared retained message
+        }
+        IntentDefinitions definitions;
+        try
+        {
+            definitions = IntentDefinitions.FromYaml(yaml, _intentsSetTopic);
+        }
+        catch (Exception e) when (e is Intents.Templates.IntentFileException or Intents.Templates.TemplateFormatException)
+        {
+            _logger.LogWarning("Intents on {Topic} rejected: {Reason}", _intentsSetTopic, e.Message);
+            _ = PublishStatusAsync("error", e.Message, null);
+            return;
+        }
+        if (definitions.ContentHash == Runtime.Engine.Definitions.ContentHash)
+        {
+            return; // the retained message again after a reconnect: already in use
+        }
+        _ = RetrainAsync(definitions);
+    }
+
+    private void WatchIntentsFile()
+    {
+        string? path = _settings.Intents;
+        if (string.IsNullOrWhiteSpace(path) || !File.Exists(path))
+        {
+            return;
+        }
+        string full = Path.GetFullPath(path);
+        _watcher = new FileSystemWatcher(Path.GetDirectoryName(full)!, Path.GetFileName(full))
+        {
+            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.FileName | NotifyFilters.CreationTime,
+        };
+        // Editors save in several steps: wait for the file to settle before reading it.
+        _reloadDebounce = new Timer(_ => ReloadIntentsFile(full), null, Timeout.Infinite, Timeout.Infinite);
+        FileSystemEventHandler changed = (_, _) => _reloadDebounce.Change(500, Timeout.Infinite);
+        _watcher.Changed += changed;
+        _watcher.Created += changed;
+        _watcher.Renamed += (_, _) => _reloadDebounce.Change(500, Timeout.Infinite);
+        _watcher.EnableRaisingEvents = true;
+    }
+
+    private void ReloadIntentsFile(string path)
+    {
+        IntentDefinitions definitions;
+        try
+        {
+            definitions = IntentDefinitions.Load(path);
+        }
+        catch (Exception e) when (e is Intents.Templates.IntentFileException or Intents.Templates.TemplateFormatException or IOException)
+        {
+            _logger.LogWarning("Intents file {Path} not reloaded, keeping the intents in use: {Reason}", path, e.Message);
+            _ = PublishStatusAsync("error", e.Message, null);
+            return;
+        }
+        if (definitions.ContentHash != Runtime.Engine.Definitions.ContentHash)
+        {
+            _ = RetrainAsync(definitions);
+        }
+    }
+
+    private async Task RetrainAsync(IntentDefinitions definitions)
+    {
+        try
+        {
+            await PublishStatusAsync("training", null, null);
+            IntentEngine engine = await Runtime.RetrainAsync(definitions, _stopping.Token);
+            await PublishStatusAsync("ready", null, engine);
+            if (_settings.HomeAssistant.Discovery)
+            {
+                await PublishDiscoveryAsync(engine);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e)
+        {
+            _logger.LogWarning("Retraining failed, keeping the intents in use: {Reason}", e.Message);
+            await PublishStatusAsync("error", e.Message, null);
+        }
+    }
+
+    private async Task PublishStatusAsync(string status, string? error, IntentEngine? engine)
+    {
+        byte[] payload = JsonFields.Object(w =>
+        {
+            w.WriteString("status", status);
+            if (error is not null) w.WriteString("error", error);
+            if (engine is not null)
+            {
+                w.WriteString("source", engine.Definitions.Source);
+                w.WriteNumber("intents", engine.Report.Intents);
+                w.WriteNumber("examples", engine.Report.Examples);
+                w.WriteNumber("seconds", Math.Round(engine.Report.Seconds, 3));
+                w.WriteBoolean("fromCache", engine.Report.FromCache);
+                w.WriteNumber("threshold", Math.Round(engine.Report.Threshold, 4));
+                w.WriteStartArray("intentNames");
+                foreach (string name in engine.IntentNames) w.WriteStringValue(name);
+                w.WriteEndArray();
+            }
+            w.WriteString("time", DateTimeOffset.UtcNow.ToString("O"));
+        });
+        try
+        {
+            await _connection!.PublishAsync(new OutgoingMessage(_intentsStatusTopic, payload, Retain: true), _stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _watcher?.Dispose();
+        _stopping.Cancel();
+        _queue.Writer.TryComplete();
+        try
+        {
+            await Task.WhenAll(_workerLoop, _connectionLoop).WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
+        }
+        if (_connection is not null)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+            await _connection.StopAsync(timeout.Token);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _reloadDebounce?.Dispose();
+        if (_connection is not null) await _connection.DisposeAsync();
+        if (_broker is not null) await _broker.DisposeAsync();
+        _runtime?.Dispose();
+        _stopping.Dispose();
+    }
+}
+
+/// <summary>What the module has done since it started: for logs, telemetry and tests.</summary>
+public sealed class ModuleCounters
+{
+    private long _answered, _recognized;
+    public long Answered => Interlocked.Read(ref _answered);
+    public long Recognized => Interlocked.Read(ref _recognized);
+    public long Errors;
+    public long Failures;
+    public long Redelivered;
+    public long StaleSkipped;
+    public int QueueDepth;
+
+    public void Record(double milliseconds, bool recognized)
+    {
+        Interlocked.Increment(ref _answered);
+        if (recognized) Interlocked.Increment(ref _recognized);
+        LastMilliseconds = milliseconds;
+    }
+
+    public double LastMilliseconds { get; private set; }
+}

@@ -1,0 +1,35 @@
+namespace EdgeSlm.EdgeModule.Protocols;
+
+/// <summary>The protocols the module speaks; several may be on at once.</summary>
+[Flags]
+public enum ProtocolProfile
+{
+    None = 0,
+    Hermes = 1,
+    Native = 2,
+}
+
+/// <summary>
+/// One utterance to classify, whichever protocol brought it. <see cref="Id"/> is the sender's request id, or one
+/// derived from the message itself so that a redelivered duplicate carries the same id.
+/// </summary>
+public sealed record TranscriptRequest(
+    ProtocolProfile Profile,
+    string Id,
+    string Text,
+    string SiteId,
+    string? SessionId = null,
+    string? CustomData = null,
+    IReadOnlyCollection<string>? IntentFilter = null,
+    string? ResponseTopic = null,
+    byte[]? CorrelationData = null,
+    float? AsrConfidence = null,
+    string? Lang = null,
+    bool IdGiven = true);
+
+/// <summary>A message that cannot be classified: why, and as much of the request as could be read.</summary>
+public sealed record RequestError(ProtocolProfile Profile, string Id, string Reason, string SiteId, string? SessionId = null, string? Context = null,
+    string? ResponseTopic = null, byte[]? CorrelationData = null);
+
+/// <summary>A message published by the module.</summary>
+public sealed record OutgoingMessage(string Topic, byte[] Payload, bool Retain = false, byte[]? CorrelationData = null, string? ContentType = "application/json");
