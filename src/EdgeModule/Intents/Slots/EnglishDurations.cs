@@ -114,15 +114,8 @@ public static class EnglishDurations
             if (found < 0) return false;
             amount = ends[found].Value;
             unitWord = ends[found].LastWord + 1;
-            if (UnitOf(words, unitWord, unitWord - 1) is DurationUnit numberUnit)
-            {
-                part = new DurationPart(numberUnit, amount, first.Start, words[unitWord - 1].End);
-                after = AfterHalf(words, unitWord + 1, ref part);
-                return true;
-            }
-            return false;
         }
-        if (UnitOf(words, unitWord, -1) is not DurationUnit unit) return false;
+        if (UnitOf(words, unitWord, unitWord - 1) is not DurationUnit unit) return false;
         part = new DurationPart(unit, amount, first.Start, words[unitWord - 1].End);
         after = AfterHalf(words, unitWord + 1, ref part);
         return true;

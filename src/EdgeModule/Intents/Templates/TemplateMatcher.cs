@@ -74,7 +74,7 @@ public sealed class TemplateMatcher
         int bestName = 0, bestLiteral = -1, bestWildcard = 0;
         foreach (CompiledTemplate template in _templates)
         {
-            if (!template.Required.All(word => text.Contains(word, StringComparison.Ordinal))
+            if (!template.Required.All(clause => clause.Any(word => text.Contains(word, StringComparison.Ordinal)))
                 || !Contains(chart.Ends(template.Root, 0), text.Length))
             {
                 continue;
@@ -241,28 +241,33 @@ public sealed class TemplateMatcher
         return compiled;
     }
 
-    /// <summary>Words (template text) that every match of <paramref name="node"/> contains; list values are not counted.</summary>
-    private static HashSet<string> RequiredText(Node node, HashSet<int> visiting)
+    /// <summary>
+    /// What every match of <paramref name="node"/> contains, as clauses: each clause is template words of which a
+    /// matching utterance contains at least one. "(turn|switch) on" gives [turn, switch] and [on]. List values do
+    /// not count.
+    /// </summary>
+    private static List<string[]> RequiredText(Node node, HashSet<int> visiting)
     {
         switch (node)
         {
             case TextNode text:
-                return text.Segments.Where(s => s != " ").ToHashSet(StringComparer.Ordinal);
+                return text.Segments.Where(s => s != " ").Select(s => new[] { s }).ToList();
             case PairNode pair:
-                HashSet<string> both = RequiredText(pair.Head, visiting);
-                both.UnionWith(RequiredText(pair.Tail, visiting));
+                List<string[]> both = RequiredText(pair.Head, visiting);
+                both.AddRange(RequiredText(pair.Tail, visiting));
                 return both;
             case ChoiceNode { Optional: false } choice:
-                HashSet<string>? common = null;
+                // Each option's most selective clause; the utterance holds one of their words.
+                var words = new HashSet<string>(StringComparer.Ordinal);
                 foreach (Node option in choice.Options)
                 {
-                    HashSet<string> required = RequiredText(option, visiting);
-                    if (common is null) common = required;
-                    else common.IntersectWith(required);
+                    List<string[]> clauses = RequiredText(option, visiting);
+                    if (clauses.Count == 0) return [];
+                    words.UnionWith(clauses.OrderBy(c => c.Length).ThenByDescending(c => c.Max(w => w.Length)).First());
                 }
-                return common ?? [];
+                return words.Count > 0 ? [words.ToArray()] : [];
             case RuleNode { Body: not null } rule when visiting.Add(rule.Id):
-                HashSet<string> body = RequiredText(rule.Body, visiting);
+                List<string[]> body = RequiredText(rule.Body, visiting);
                 visiting.Remove(rule.Id);
                 return body;
             default:
@@ -355,7 +360,7 @@ public sealed class TemplateMatcher
     }
 
     /// <param name="Required">Template text every match of the template contains: a cheap test that rules most templates out.</param>
-    private sealed record CompiledTemplate(IntentTemplates Block, Node Root, string[] Required);
+    private sealed record CompiledTemplate(IntentTemplates Block, Node Root, string[][] Required);
 
     /// <summary>What one derivation captured and how much of it was template text or wildcard text.</summary>
     private sealed class Derivation
@@ -430,13 +435,20 @@ public sealed class TemplateMatcher
             {
                 if (segment == " ")
                 {
-                    positions = Union(positions.Select(SpaceEnds));
+                    positions = positions.Length == 1 ? SpaceEnds(positions[0]) : Union(positions.Select(SpaceEnds));
                 }
                 else
                 {
-                    positions = positions.Where(s => _text.AsSpan(s).StartsWith(segment, StringComparison.Ordinal)).Select(s => s + segment.Length).ToArray();
+                    // A new array: SpaceEnds hands out its cached arrays.
+                    var next = new int[positions.Length];
+                    int kept = 0;
+                    foreach (int start in positions)
+                    {
+                        if (_text.AsSpan(start).StartsWith(segment, StringComparison.Ordinal)) next[kept++] = start + segment.Length;
+                    }
+                    positions = kept == next.Length ? next : next[..kept];
                 }
-                if (positions.Length == 0) break;
+                if (positions.Length == 0) return None;
             }
             return positions;
         }
