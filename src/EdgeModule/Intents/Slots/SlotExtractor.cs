@@ -96,11 +96,11 @@ public sealed class SlotExtractor
                 {
                     // The words just before and after the span are what finds it again in new text.
                     words ??= Words.Split(example.Text);
-                    Word? before = words.LastOrDefault(w => w.End <= span.Start);
-                    Word? after = words.FirstOrDefault(w => w.Start >= span.End);
-                    if (before is { Text.Length: > 0 } b)
+                    int before = words.FindLastIndex(w => w.End <= span.Start);
+                    int after = words.FindIndex(w => w.Start >= span.End);
+                    if (before >= 0)
                     {
-                        anchors.Add((b.Text, after is { Text.Length: > 0 } a ? a.Text : null));
+                        anchors.Add((words[before].Text, after >= 0 ? words[after].Text : null));
                     }
                     continue;
                 }
