@@ -109,6 +109,7 @@ public static class ModuleHost
         builder.Services.AddSingleton<IntentService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<IntentService>());
         builder.Services.AddHostedService<SystemdWatchdog>();
+        builder.Services.AddHostedService<TelemetryService>();
         return builder.Build();
     }
 }

@@ -1,4 +1,5 @@
 using EdgeSlm.EdgeModule.Protocols;
+using EdgeSlm.EdgeModule.Telemetry;
 
 namespace EdgeSlm.EdgeModule.Hosting;
 
@@ -41,6 +42,7 @@ public sealed class ModuleSettings
     public MqttSettings Mqtt { get; set; } = new();
     public HermesSettings Hermes { get; set; } = new();
     public HomeAssistantSettings HomeAssistant { get; set; } = new();
+    public TelemetrySettings Telemetry { get; set; } = new();
 
     public ProtocolProfile ParsedProfiles()
     {
@@ -85,6 +87,7 @@ public sealed class ModuleSettings
         {
             errors.Add($"Hermes:ErrorTopic: '{Hermes.ErrorTopic}' is not a topic to publish on");
         }
+        errors.AddRange(Telemetry.Validate());
         if (!TopicLevel.IsValid(HomeAssistant.DiscoveryPrefix)) errors.Add($"HomeAssistant:DiscoveryPrefix: '{HomeAssistant.DiscoveryPrefix}' is not a topic level");
         return errors;
     }

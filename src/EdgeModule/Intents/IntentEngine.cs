@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using EdgeSlm.EdgeModule.Intents.Slots;
+using EdgeSlm.EdgeModule.Intents.Templates;
 
 namespace EdgeSlm.EdgeModule.Intents;
 
@@ -28,6 +29,8 @@ public sealed record TrainingReport(int Intents, int Examples, double Seconds, b
 public sealed class IntentEngine
 {
     private readonly SoftmaxClassifier _classifier;
+    private readonly TemplateMatcher _matcher;
+    private readonly Dictionary<string, SlotExtractor> _slotExtractors;
 
     private IntentEngine(IntentDefinitions definitions, SoftmaxClassifier classifier, double threshold, TrainingReport report)
     {
@@ -35,6 +38,13 @@ public sealed class IntentEngine
         _classifier = classifier;
         Threshold = threshold;
         Report = report;
+        // Templates that refer to undefined lists or rules were already reported by the expander.
+        _matcher = new TemplateMatcher(definitions.Library, problems: []);
+        var examplesByIntent = definitions.Examples.ToLookup(e => e.Intent, StringComparer.Ordinal);
+        _slotExtractors = definitions.IntentNames.ToDictionary(
+            intent => intent,
+            intent => SlotExtractor.ForIntent(definitions.Library, intent, examplesByIntent[intent]),
+            StringComparer.Ordinal);
     }
 
     public IntentDefinitions Definitions { get; }
@@ -86,7 +96,16 @@ public sealed class IntentEngine
         var pending = new List<int>();
         for (int i = 0; i < texts.Count; i++)
         {
-            pending.Add(i);
+            // An exact template match is what the user wrote down: full confidence, the template's slots.
+            TemplateMatch? match = _matcher.Match(texts[i]);
+            if (match is not null && Allowed(match.Intent, intentFilters?[i]))
+            {
+                results[i] = new IntentResult(texts[i], match.Intent, 1f, match.Slots, ExactMatch: true);
+            }
+            else
+            {
+                pending.Add(i);
+            }
         }
         if (pending.Count == 0)
         {
@@ -111,8 +130,11 @@ public sealed class IntentEngine
             string intent = _classifier.Classes[best];
             float confidence = probabilities[best];
             bool recognized = confidence >= Threshold && confidence > 0 && intent != IntentExample.OutOfScope;
-            results[i] = new IntentResult(texts[i], recognized ? intent : null, confidence, [], ExactMatch: false);
+            IReadOnlyList<SlotValue> slots = recognized && _slotExtractors.TryGetValue(intent, out SlotExtractor? extractor) ? extractor.Extract(texts[i]) : [];
+            results[i] = new IntentResult(texts[i], recognized ? intent : null, confidence, slots, ExactMatch: false);
         }
         return results;
     }
+
+    private static bool Allowed(string intent, IReadOnlyCollection<string>? filter) => filter is not { Count: > 0 } || filter.Contains(intent);
 }

@@ -27,6 +27,16 @@ public sealed class SentenceFeatures : IDisposable
 
     public int Dimension { get; }
 
+    /// <summary>Threads each encoder uses now (the thermal governor lowers it); settable from any thread.</summary>
+    public int ActiveThreads
+    {
+        get => _encoders[0].Encoder.ActiveThreads;
+        set
+        {
+            foreach (var e in _encoders) e.Encoder.ActiveThreads = value;
+        }
+    }
+
     /// <summary>Identifies the models (name, file, size, time), to key what was trained on their features.</summary>
     public string Fingerprint { get; }
 

@@ -45,6 +45,13 @@ public sealed class BertEncoder : IDisposable
     public KernelPath Path => _matMul.Path;
     public int Threads => _matMul.Threads;
 
+    /// <summary>Threads the matrix products use now, 1 to <see cref="Threads"/>; settable from any thread.</summary>
+    public int ActiveThreads
+    {
+        get => _matMul.ActiveThreads;
+        set => _matMul.ActiveThreads = value;
+    }
+
     /// <summary>
     /// Embeds a batch: <paramref name="tokens"/> holds each sentence's ids ([CLS] ... [SEP]) one after another,
     /// <paramref name="lengths"/> their lengths; <paramref name="embeddings"/> receives one pooled, L2-normalised

@@ -5,6 +5,7 @@ using EdgeSlm.EdgeModule.Hosting;
 using EdgeSlm.EdgeModule.Intents;
 using EdgeSlm.EdgeModule.Messaging;
 using EdgeSlm.EdgeModule.Protocols;
+using EdgeSlm.EdgeModule.Telemetry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -56,6 +57,10 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 
     /// <summary>Port of the embedded broker, when there is one.</summary>
     public int? EmbeddedBrokerPort => _broker?.Port;
+
+    /// <summary>Publishes a message of the module's own (telemetry); waits out disconnections.</summary>
+    public Task PublishAsync(OutgoingMessage message, CancellationToken cancellation) =>
+        _connection is null ? Task.CompletedTask : _connection.PublishAsync(message, cancellation);
 
     public IntentRuntime Runtime => _runtime ?? throw new InvalidOperationException("not started");
 
@@ -114,7 +119,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
             await _connection!.AcknowledgeAsync(message, _stopping.Token);
             return;
         }
-        _counters.QueueDepth = _queue.Reader.Count + 1;
+        _counters.Inference.SetQueueDepth(_queue.Reader.Count + 1);
         try
         {
             await _queue.Writer.WriteAsync(message, _stopping.Token);
@@ -137,7 +142,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
                 {
                     batch.Add(item);
                 }
-                _counters.QueueDepth = _queue.Reader.Count;
+                _counters.Inference.SetQueueDepth(_queue.Reader.Count);
                 try
                 {
                     await ProcessAsync(batch, stopping);
@@ -149,7 +154,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
                 catch (Exception e)
                 {
                     // A bug must not stop the module: the batch stays unacknowledged and comes back after a reconnect.
-                    _counters.Failures++;
+                    Interlocked.Increment(ref _counters.Failures);
                     _logger.LogError(e, "Batch of {Count} failed", batch.Count);
                 }
             }
@@ -171,7 +176,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
             {
                 // Received on a connection that has since dropped: the broker redelivers it on the new one.
                 parsed[i] = null!;
-                _counters.StaleSkipped++;
+                Interlocked.Increment(ref _counters.StaleSkipped);
                 continue;
             }
             parsed[i] = Parse(message);
@@ -198,11 +203,11 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
                     {
                         await connection.PublishAsync(outgoing, stopping);
                     }
-                    _counters.Record(perUtterance, result.Recognized);
-                    if (batch[i].Message.Dup) _counters.Redelivered++;
+                    _counters.Inference.RecordCompleted(TimeSpan.FromMilliseconds(perUtterance));
+                    if (batch[i].Message.Dup) Interlocked.Increment(ref _counters.Redelivered);
                     break;
                 case RequestError error:
-                    _counters.Errors++;
+                    _counters.Inference.RecordFailed();
                     _logger.LogWarning("Rejected a message on {Topic} (id {Id}): {Reason}", batch[i].Message.Topic, error.Id, error.Reason);
                     await connection.PublishAsync(error.Profile == ProtocolProfile.Hermes ? _hermes.Error(error) : _native.Error(error), stopping);
                     break;
@@ -398,21 +403,15 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 /// <summary>What the module has done since it started: for logs, telemetry and tests.</summary>
 public sealed class ModuleCounters
 {
-    private long _answered, _recognized;
-    public long Answered => Interlocked.Read(ref _answered);
-    public long Recognized => Interlocked.Read(ref _recognized);
-    public long Errors;
+    /// <summary>Answers, rejected messages, latency percentiles and queue depth (what telemetry publishes).</summary>
+    public InferenceStatistics Inference { get; } = new();
+
+    /// <summary>Batches that failed for a reason other than their input (a bug): left unacknowledged.</summary>
     public long Failures;
+
+    /// <summary>Messages the broker marked as redelivered (DUP).</summary>
     public long Redelivered;
+
+    /// <summary>Queued messages dropped because their connection had gone: the broker sends them again.</summary>
     public long StaleSkipped;
-    public int QueueDepth;
-
-    public void Record(double milliseconds, bool recognized)
-    {
-        Interlocked.Increment(ref _answered);
-        if (recognized) Interlocked.Increment(ref _recognized);
-        LastMilliseconds = milliseconds;
-    }
-
-    public double LastMilliseconds { get; private set; }
 }

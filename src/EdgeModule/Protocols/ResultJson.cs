@@ -42,8 +42,17 @@ public static class ResultJson
             writer.WriteString("slot", slot.Slot);
             writer.WriteString("value", slot.Value);
             writer.WriteString("raw", slot.Raw);
-            writer.WriteNumber("start", CodePoints(result.Text, slot.Start));
-            writer.WriteNumber("end", CodePoints(result.Text, slot.End));
+            if (slot.Raw.Length == 0 && slot.Start == slot.End)
+            {
+                // A fixed slot of the template (Home Assistant's "slots:"): not in the text.
+                writer.WriteNull("start");
+                writer.WriteNull("end");
+            }
+            else
+            {
+                writer.WriteNumber("start", CodePoints(result.Text, slot.Start));
+                writer.WriteNumber("end", CodePoints(result.Text, slot.End));
+            }
             if (slot.Kind != SlotKind.Custom)
             {
                 writer.WriteString("kind", KindName(slot.Kind));

@@ -46,6 +46,19 @@ public sealed unsafe class QuantMatMul : IDisposable
     public KernelPath Path { get; }
     public int Threads => _pool.Threads;
 
+    private volatile int _activeThreads;
+    private int _parts;
+
+    /// <summary>
+    /// Threads the next products use, 1 to <see cref="Threads"/> (the thermal governor lowers it on a hot CPU).
+    /// May be set from any thread; a product in progress keeps the split it started with.
+    /// </summary>
+    public int ActiveThreads
+    {
+        get => _activeThreads == 0 ? _pool.Threads : _activeThreads;
+        set => _activeThreads = Math.Clamp(value, 1, _pool.Threads);
+    }
+
     /// <summary>y[t, r] = Σ_k W[r, k] · x[t, k].</summary>
     /// <param name="weights">W, rows × k.</param>
     /// <param name="activations">x, tokens × k, row-major.</param>
@@ -88,7 +101,8 @@ public sealed unsafe class QuantMatMul : IDisposable
             };
             _rowTiles = (weights.Rows + 3) / 4;
             _kernel = weights.Type == QuantType.Q4_0 ? _q4_0 : _q8_0;
-            if (_pool.Threads == 1 || _rowTiles == 1)
+            _parts = ActiveThreads;
+            if (_parts == 1 || _rowTiles == 1)
             {
                 _kernel(in _args, 0, weights.Rows);
             }
@@ -103,7 +117,11 @@ public sealed unsafe class QuantMatMul : IDisposable
     private void RunPart(int part)
     {
         // Whole 4-row tiles per thread; the last thread also takes the ragged end of the matrix.
-        int parts = _pool.Threads;
+        int parts = _parts;
+        if (part >= parts)
+        {
+            return;
+        }
         int first = (int)((long)_rowTiles * part / parts) * 4;
         int end = Math.Min(_args.Rows, (int)((long)_rowTiles * (part + 1) / parts) * 4);
         if (first < end)

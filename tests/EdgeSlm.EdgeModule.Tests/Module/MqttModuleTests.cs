@@ -122,7 +122,7 @@ public sealed class MqttModuleTests(ConvertedModels models)
         Received good = client.Messages.Single(m => m.Topic == "edgeslm/pi2/intent");
         Assert.Equal("n-good", Id(good));
         Assert.Equal("HassTurnOff", good.Json.GetProperty("intent").GetString());
-        Assert.Equal(8, module.Counters.Errors);
+        Assert.Equal(8, module.Counters.Inference.Snapshot().Errors);
     }
 
     [Fact]
@@ -254,7 +254,7 @@ public sealed class MqttModuleTests(ConvertedModels models)
         await Task.Delay(1000, TestContext.Current.CancellationToken); // a duplicate would arrive now
         Assert.Equal(150, client.Messages.Count);
         Assert.Equal(150, client.Messages.Select(Id).Distinct().Count());
-        long[] perInstance = [a.Counters.Answered, b.Counters.Answered, c.Counters.Answered];
+        long[] perInstance = [a.Counters.Inference.Snapshot().Count, b.Counters.Inference.Snapshot().Count, c.Counters.Inference.Snapshot().Count];
         Assert.Equal(150, perInstance.Sum());
         Assert.All(perInstance, n => Assert.True(n > 0, $"every instance takes a share: {string.Join(", ", perInstance)}"));
     }
