@@ -48,6 +48,82 @@ public sealed class MqttModuleTests(ConvertedModels models)
     }
 
     [Fact]
+    public async Task Mqtt_3_1_1_is_selectable_and_answers_the_same_way()
+    {
+        using var broker = Mosquitto.Start();
+        await using var module = await InProcessModule.StartAsync(models, broker.Url, new Dictionary<string, string?> { ["Mqtt:ProtocolVersion"] = "3.1.1", ["SiteId"] = "v3" });
+        await using var client = await TestClient.ConnectAsync(broker.Port, "hermes/intent/#", "edgeslm/v3/intent");
+        await client.PublishAsync("hermes/nlu/query", """{"input":"set a timer for ten minutes","siteId":"v3","id":"v3-1"}""");
+        Received intent = await client.WaitForAsync(m => m.Topic == "hermes/intent/HassStartTimer", Wait, "hermes/intent/HassStartTimer over 3.1.1");
+        Assert.Equal("v3-1", Id(intent));
+        JsonElement slot = intent.Json.GetProperty("slots").EnumerateArray().Single();
+        Assert.Equal("minutes", slot.GetProperty("slotName").GetString());
+        Assert.Equal("Number", slot.GetProperty("value").GetProperty("kind").GetString());
+        Assert.Equal(10, slot.GetProperty("value").GetProperty("value").GetDouble());
+        Assert.Equal(16, slot.GetProperty("range").GetProperty("start").GetInt32());
+        Assert.Equal(19, slot.GetProperty("range").GetProperty("end").GetInt32());
+    }
+
+    [Fact]
+    public async Task Telemetry_is_published_with_the_inference_statistics()
+    {
+        using var broker = Mosquitto.Start();
+        await using var module = await InProcessModule.StartAsync(models, broker.Url, new Dictionary<string, string?> { ["SiteId"] = "tm", ["Telemetry:IntervalSeconds"] = "1" });
+        await using var client = await TestClient.ConnectAsync(broker.Port, "edgeslm/tm/#");
+        await client.PublishAsync("edgeslm/tm/transcript", "turn off the garage lights");
+        await client.WaitForAsync(m => m.Topic == "edgeslm/tm/intent", Wait, "answer");
+        Received telemetry = await client.WaitForAsync(m => m.Topic == "edgeslm/tm/telemetry" && m.Json.GetProperty("inference").GetProperty("count").GetInt64() >= 1, Wait, "telemetry counting the answer");
+        JsonElement inference = telemetry.Json.GetProperty("inference");
+        Assert.Equal(0, inference.GetProperty("errors").GetInt64());
+        Assert.True(inference.GetProperty("p50Ms").GetDouble() > 0);
+        Assert.True(telemetry.Json.GetProperty("rssBytes").GetInt64() > 10_000_000);
+        Assert.Equal("tm", telemetry.Json.GetProperty("siteId").GetString());
+    }
+
+    [Fact]
+    public async Task Editing_the_intents_file_retrains_and_a_broken_file_keeps_the_last_good_intents()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "edgeslm-intents-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(directory);
+        string file = Path.Combine(directory, "intents.yaml");
+        File.WriteAllText(file, """
+            intents:
+              FeedCat:
+                data:
+                  - sentences: ["feed the cat", "give the cat (food|dinner|breakfast)", "the cat is hungry"]
+              OpenGarage:
+                data:
+                  - sentences: ["open the garage [door]", "raise the garage door", "let me into the garage"]
+            """);
+        try
+        {
+            using var broker = Mosquitto.Start();
+            await using var module = await InProcessModule.StartAsync(models, broker.Url, new Dictionary<string, string?> { ["SiteId"] = "fw", ["Intents"] = file });
+            await using var client = await TestClient.ConnectAsync(broker.Port, "edgeslm/fw/#");
+            File.WriteAllText(file, File.ReadAllText(file) + "\n" + """
+                  WaterLawn:
+                    data:
+                      - sentences: ["water the (lawn|grass)", "(start|turn on) the sprinklers", "the lawn needs water"]
+                """);
+            Received ready = await client.WaitForAsync(m => m.Topic == "edgeslm/fw/intents/status" && m.Payload.Contains("WaterLawn"), Wait, "retrained on the edited file");
+            Assert.Equal("ready", ready.Json.GetProperty("status").GetString());
+            await client.PublishAsync("edgeslm/fw/transcript", """{"text":"water the lawn","id":"w1"}""");
+            Received answer = await client.WaitForAsync(m => m.Topic == "edgeslm/fw/intent" && Id(m) == "w1", Wait, "answer from the new intents");
+            Assert.Equal("WaterLawn", answer.Json.GetProperty("intent").GetString());
+
+            File.WriteAllText(file, "intents: [this is: not {valid");
+            await client.WaitForAsync(m => m.Topic == "edgeslm/fw/intents/status" && m.Payload.Contains("\"error\""), Wait, "error status for the broken file");
+            await client.PublishAsync("edgeslm/fw/transcript", """{"text":"open the garage door","id":"w2"}""");
+            Received still = await client.WaitForAsync(m => m.Topic == "edgeslm/fw/intent" && Id(m) == "w2", Wait, "answer after the broken edit");
+            Assert.Equal("OpenGarage", still.Json.GetProperty("intent").GetString());
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Hermes_intentFilter_that_excludes_the_intent_gives_intentNotRecognized_with_the_request_fields()
     {
         using var broker = Mosquitto.Start();
