@@ -12,6 +12,10 @@ internal static class Program
         """
         usage: EdgeSlm.Benchmarks kernels [--threads 1,2] [--shapes 384x384,...] [--quick] [--out FILE] [--ggml avx512|avx2|avx|noavx]
                EdgeSlm.Benchmarks embed [--threads 1,2] [--quick] [--out FILE] [--model FILE.gguf]
+               EdgeSlm.Benchmarks module [--threads 1,2] [--count 2000] [--out FILE]
+
+          module         transcripts per second through a real mosquitto (edgeslm run as a child process), answer
+                         latency and the module's peak RSS, per thread count
 
           embed          sentence-embedding latency (batch 1), load time and peak RSS: EdgeSlm on its q4_0 GGUF,
                          ONNX Runtime fp32 on the bundled ONNX, llama.cpp on the same GGUF, each in its own process
@@ -39,6 +43,31 @@ internal static class Program
         if (args[0] is "embed" or "embed-worker")
         {
             return RunEmbed(args);
+        }
+        if (args[0] == "module")
+        {
+            IReadOnlyList<int> moduleThreads = [1, 2];
+            int count = 2000;
+            string? moduleOutput = null;
+            for (int i = 1; i < args.Length; i++)
+            {
+                switch (args[i])
+                {
+                    case "--threads" when i + 1 < args.Length:
+                        moduleThreads = ParseThreads(args[++i]) ?? throw new ArgumentException($"bad --threads '{args[i]}'");
+                        break;
+                    case "--count" when i + 1 < args.Length && int.TryParse(args[i + 1], out int n) && n > 0:
+                        count = n;
+                        i++;
+                        break;
+                    case "--out" when i + 1 < args.Length:
+                        moduleOutput = args[++i];
+                        break;
+                    default:
+                        return Fail($"module: unknown argument '{args[i]}'");
+                }
+            }
+            return Module.ModuleThroughput.Run(moduleThreads, count, moduleOutput);
         }
         if (args[0] != "kernels")
         {
