@@ -128,4 +128,114 @@ public sealed class IntentTests(ConvertedModels models)
         Assert.Contains("bad.jsonl:1", error.ToString());
         Directory.Delete(directory, recursive: true);
     }
+
+    private static SoftmaxClassifier TrainedOnNoisyClusters(int dimension, out float[] features)
+    {
+        const int perClass = 40;
+        string[] classes = ["lights_on", "lights_off", "weather", "timer"];
+        var random = new Random(7);
+        features = new float[classes.Length * perClass * dimension];
+        var labels = new int[classes.Length * perClass];
+        for (int i = 0; i < labels.Length; i++)
+        {
+            labels[i] = i % classes.Length;
+            for (int d = 0; d < dimension; d++)
+            {
+                features[i * dimension + d] = (d % classes.Length == labels[i] ? 0.3f : 0f) + (float)(random.NextDouble() - 0.5);
+            }
+        }
+        return SoftmaxClassifier.Train(classes, features, labels, dimension, new ClassifierTraining(Epochs: 5));
+    }
+
+    [Fact]
+    public void Head_read_back_from_its_file_predicts_bit_identical_probabilities()
+    {
+        const int dimension = 24;
+        SoftmaxClassifier trained = TrainedOnNoisyClusters(dimension, out float[] features);
+        using var file = new MemoryStream();
+        trained.Write(file);
+        file.Position = 0;
+        SoftmaxClassifier read = SoftmaxClassifier.Read(file);
+
+        Assert.Equal(trained.Classes, read.Classes);
+        Assert.Equal(trained.Dimension, read.Dimension);
+        var expected = new float[trained.Classes.Count];
+        var actual = new float[read.Classes.Count];
+        for (int i = 0; i < features.Length / dimension; i++)
+        {
+            trained.Predict(features.AsSpan(i * dimension, dimension), expected);
+            read.Predict(features.AsSpan(i * dimension, dimension), actual);
+            Assert.Equal(expected, actual);
+        }
+    }
+
+    [Theory]
+    [InlineData("flipped weight bit", "checksum")]
+    [InlineData("wrong magic", "not an intent head file")]
+    [InlineData("future version", "version 2 is not supported")]
+    [InlineData("truncated", "truncated")]
+    [InlineData("huge class count", "classes of dimension")]
+    public void Corrupt_head_file_is_rejected_with_a_message_saying_why(string damage, string message)
+    {
+        using var file = new MemoryStream();
+        TrainedOnNoisyClusters(8, out _).Write(file);
+        byte[] bytes = file.ToArray();
+        switch (damage)
+        {
+            case "flipped weight bit": bytes[bytes.Length - 60] ^= 0x10; break;
+            case "wrong magic": bytes[0] = (byte)'X'; break;
+            case "future version": bytes[8] = 2; break;
+            case "truncated": bytes = bytes[..(bytes.Length - 33)]; break;
+            case "huge class count": bytes[15] = 0x7f; break;
+        }
+        var e = Assert.Throws<InvalidDataException>(() => SoftmaxClassifier.Read(new MemoryStream(bytes)));
+        Assert.Contains(message, e.Message);
+    }
+
+    [Fact]
+    public void Two_encoders_give_each_encoders_features_side_by_side()
+    {
+        string[] texts = ["turn on the kitchen lights", "what's the weather like in Paris tomorrow", "set a timer for ten minutes", "hi",
+            .. Enumerable.Range(0, 37).Select(i => $"play song number {i} from my favourite playlist")]; // 41: one full batch of 32 and a partial one
+        using BertModel minilm = BertModel.Load(models.Path(BundledModel.MiniLM, QuantType.Q4_0));
+        using BertModel arctic = BertModel.Load(models.Path(BundledModel.ArcticXs, QuantType.Q4_0));
+        using var both = new SentenceFeatures([minilm, arctic], threads: 2);
+        using var first = new SentenceFeatures([minilm], threads: 2);
+        using var second = new SentenceFeatures([arctic], threads: 1);
+        Assert.Equal(first.Dimension + second.Dimension, both.Dimension);
+
+        var joined = new float[texts.Length * both.Dimension];
+        var a = new float[texts.Length * first.Dimension];
+        var b = new float[texts.Length * second.Dimension];
+        both.Embed(texts, joined);
+        first.Embed(texts, a);
+        second.Embed(texts, b);
+        for (int i = 0; i < texts.Length; i++)
+        {
+            Assert.Equal(a.AsSpan(i * first.Dimension, first.Dimension), joined.AsSpan(i * both.Dimension, first.Dimension));
+            Assert.Equal(b.AsSpan(i * second.Dimension, second.Dimension), joined.AsSpan(i * both.Dimension + first.Dimension, second.Dimension));
+        }
+
+        // One sentence on its own gets the same features as inside a batch, to rounding.
+        var single = new float[both.Dimension];
+        both.Embed(texts[1], single);
+        Assert.True(Cosine.Of(single, joined.AsSpan(both.Dimension, both.Dimension).ToArray()) > 0.9999);
+
+        Assert.StartsWith(Path.GetFileName(minilm.Path) + ":", both.Fingerprint);
+        Assert.Contains("+" + Path.GetFileName(arctic.Path) + ":", both.Fingerprint);
+        using var reversed = new SentenceFeatures([arctic, minilm], threads: 1);
+        Assert.NotEqual(both.Fingerprint, reversed.Fingerprint);
+        Assert.Throws<ArgumentException>(() => both.Embed(texts, new float[texts.Length * first.Dimension]));
+    }
+
+    [Fact]
+    public void Model_list_resolves_each_comma_separated_file_and_rejects_empty_names()
+    {
+        string minilm = models.Path(BundledModel.MiniLM, QuantType.Q4_0);
+        string arctic = models.Path(BundledModel.ArcticXs, QuantType.Q4_0);
+        Assert.Equal([minilm, arctic], ModelCache.ResolveAll($"{minilm}, {arctic}", null));
+        Assert.Throws<ArgumentException>(() => ModelCache.ResolveAll($"{minilm},,{arctic}", null));
+        Assert.Throws<FileNotFoundException>(() => ModelCache.ResolveAll(minilm + ".missing", null));
+        Assert.Throws<ArgumentException>(() => ModelCache.Resolve("bundled:no-such-model", null));
+    }
 }

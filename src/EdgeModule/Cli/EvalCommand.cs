@@ -7,7 +7,12 @@ using EdgeSlm.EdgeModule.Model;
 
 namespace EdgeSlm.EdgeModule.Cli;
 
-/// <summary><c>edgeslm eval [--model FILE] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N]</c>.</summary>
+/// <summary>
+/// <c>edgeslm eval [--model M[,M...]] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N] [--epochs N]
+/// [--threshold X] [--l2 X] [--save-head FILE]</c>. Each M is a GGUF file or a bundled name
+/// (<c>bundled:minilm</c>, <c>bundled:arctic-xs:f32</c>); several models are embedded side by side.
+/// <c>--feature-cache DIR</c> (for experiments) keeps embedded example sets between runs.
+/// </summary>
 internal static class EvalCommand
 {
     public static int Run(Arguments args, TextWriter output)
@@ -17,22 +22,53 @@ internal static class EvalCommand
         int threads = args.IntOption("threads", Math.Min(2, Environment.ProcessorCount), 1, 64);
         int epochs = args.IntOption("epochs", new ClassifierTraining().Epochs, 1, 1000);
         bool json = args.Flag("json");
-        string? thresholdText = args.Option("threshold");
-        double? threshold = thresholdText is null ? null
-            : double.TryParse(thresholdText, NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t is >= 0 and <= 1 ? t
-            : throw new UsageException($"--threshold must be a number from 0 to 1, not '{thresholdText}'");
-        string modelPath = ModelCache.Resolve(args.Option("model"), Console.Error);
+        double? threshold = FractionOption(args, "threshold");
+        double? l2 = args.Option("l2") is string l2Text
+            ? double.TryParse(l2Text, NumberStyles.Float, CultureInfo.InvariantCulture, out double l) && l is >= 0 and <= 10 ? l
+                : throw new UsageException($"--l2 must be a number from 0 to 10, not '{l2Text}'")
+            : null;
+        string? savePath = args.Option("save-head");
+        string? featureCache = args.Option("feature-cache");
+        IReadOnlyList<string> modelPaths = ModelCache.ResolveAll(args.Option("model"), Console.Error);
         args.RejectUnknown();
 
         List<IntentExample> train = IntentExample.ReadJsonLines(trainPath);
         List<IntentExample> test = IntentExample.ReadJsonLines(testPath);
-        using BertModel model = BertModel.Load(modelPath);
-        EvaluationReport report = IntentEvaluation.Run(model, train, test, threads, new ClassifierTraining(Epochs: epochs), threshold);
-        output.WriteLine(json ? Json(report) : Text(report, model, train.Count));
+        var models = new List<BertModel>();
+        try
+        {
+            foreach (string path in modelPaths)
+            {
+                models.Add(BertModel.Load(path));
+            }
+            using var features = new SentenceFeatures(models, threads);
+            var settings = new ClassifierTraining(Epochs: epochs, Threads: threads);
+            EvaluationReport report = l2 is double fixedL2
+                ? IntentEvaluation.Run(features, train, test, settings with { L2 = (float)fixedL2 }, threshold, selectL2: false, featureCache)
+                : IntentEvaluation.Run(features, train, test, settings, threshold, featureCache: featureCache);
+            if (savePath is not null)
+            {
+                using FileStream file = File.Create(savePath);
+                report.Classifier.Write(file);
+            }
+            output.WriteLine(json ? Json(report, features) : Text(report, models, features));
+        }
+        finally
+        {
+            foreach (BertModel model in models)
+            {
+                model.Dispose();
+            }
+        }
         return CommandLine.ExitOk;
     }
 
-    private static string Json(EvaluationReport report)
+    private static double? FractionOption(Arguments args, string name) =>
+        args.Option(name) is not string text ? null
+        : double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && value is >= 0 and <= 1 ? value
+        : throw new UsageException($"--{name} must be a number from 0 to 1, not '{text}'");
+
+    private static string Json(EvaluationReport report, SentenceFeatures features)
     {
         using var stream = new MemoryStream();
         using (var writer = new Utf8JsonWriter(stream))
@@ -49,6 +85,11 @@ internal static class EvalCommand
             writer.WriteNumber("n", report.Count);
             writer.WriteNumber("threshold", Math.Round(report.Threshold, 6));
             writer.WriteNumber("train_seconds", Math.Round(report.TrainSeconds, 3));
+            writer.WriteNumber("embed_seconds", Math.Round(report.EmbedSeconds, 3));
+            writer.WriteNumber("train_n", report.TrainCount);
+            writer.WriteNumber("l2", report.L2);
+            writer.WriteNumber("dimension", features.Dimension);
+            writer.WriteString("features", features.Fingerprint);
             writer.WriteStartArray("confusions");
             foreach ((string expected, string predicted, int count) in report.Confusions)
             {
@@ -70,13 +111,14 @@ internal static class EvalCommand
         else writer.WriteNull(name);
     }
 
-    private static string Text(EvaluationReport report, BertModel model, int trainCount)
+    private static string Text(EvaluationReport report, IReadOnlyList<BertModel> models, SentenceFeatures features)
     {
         static string Percent(double? v) => v is double d ? (100 * d).ToString("F2", CultureInfo.InvariantCulture) + "%" : "n/a";
         var text = new StringBuilder();
-        text.AppendLine($"model {model.Name} ({Path.GetFileName(model.Path)}), trained on {trainCount} examples in {report.TrainSeconds:F1} s, tested on {report.Count}");
+        text.AppendLine($"{(models.Count == 1 ? "model" : "models")} {string.Join(" + ", models.Select(m => $"{m.Name} ({Path.GetFileName(m.Path)})"))}, {features.Dimension} features");
+        text.AppendLine($"trained on {report.TrainCount} examples in {report.TrainSeconds:F1} s ({report.EmbedSeconds:F1} s of it embedding), tested on {report.Count}");
         text.AppendLine($"accuracy {Percent(report.Accuracy)}, macro-F1 {Percent(report.MacroF1)}, in-scope accuracy {Percent(report.InScopeAccuracy)}");
-        text.AppendLine($"out-of-scope recall {Percent(report.OutOfScopeRecall)}, precision {Percent(report.OutOfScopePrecision)} (threshold {report.Threshold:F3}); slot F1 {Percent(report.SlotF1)}");
+        text.AppendLine($"out-of-scope recall {Percent(report.OutOfScopeRecall)}, precision {Percent(report.OutOfScopePrecision)} (threshold {report.Threshold:F3}); L2 {report.L2:G2}; slot F1 {Percent(report.SlotF1)}");
         text.AppendLine($"latency per utterance p50 {report.P50Microseconds:F0} us, p99 {report.P99Microseconds:F0} us");
         if (report.Confusions.Count > 0)
         {

@@ -16,7 +16,7 @@ public sealed record IntentResult(string Text, string? Intent, float Confidence,
 /// <summary>How the engine trains. The defaults are what the module uses.</summary>
 /// <param name="Threshold">A fixed "not recognized" confidence; null calibrates it on held-out examples.</param>
 /// <param name="ExamplesPerTemplate">Distinct sentences drawn from each template (caps huge lists).</param>
-public sealed record IntentEngineSettings(double? Threshold = null, int ExamplesPerTemplate = 20, int Seed = 20241126, int Epochs = 40);
+public sealed record IntentEngineSettings(double? Threshold = null, int ExamplesPerTemplate = 20, int Seed = 20241126);
 
 /// <summary>What training did: shown in logs, on the status topic and in the twin's reported properties.</summary>
 public sealed record TrainingReport(int Intents, int Examples, double Seconds, bool FromCache, double Threshold, string HeadKey, IReadOnlyList<string> Problems);
@@ -50,11 +50,13 @@ public sealed class IntentEngine
     public IntentDefinitions Definitions { get; }
     public double Threshold { get; }
     public TrainingReport Report { get; }
-    public IReadOnlyList<string> IntentNames => Definitions.IntentNames;
+    /// <summary>The intents it can answer with (not the out-of-scope class).</summary>
+    public IReadOnlyList<string> IntentNames => Definitions.IntentNames.Where(n => n != IntentExample.OutOfScope).ToArray();
 
     /// <summary>
     /// Trains on <paramref name="definitions"/> with <paramref name="features"/>, or loads the head trained before on
-    /// the same models, intents and settings from <paramref name="cacheDirectory"/> (null: no cache).
+    /// the same models, intents and settings from <paramref name="cacheDirectory"/> (null: no cache). A cache that
+    /// cannot be written (read-only, full) only costs the next start its training time.
     /// </summary>
     public static IntentEngine Train(SentenceFeatures features, IntentDefinitions definitions, IntentEngineSettings settings, string? cacheDirectory)
     {
@@ -63,27 +65,33 @@ public sealed class IntentEngine
         List<IntentExample> examples = definitions.TrainingExamples(settings.ExamplesPerTemplate, settings.Seed, problems);
         if (examples.Count == 0)
         {
-            throw new Templates.IntentFileException($"{definitions.Source}: no usable sentences ({problems.Count} templates skipped{(problems.Count > 0 ? ": " + problems[0] : "")})");
+            throw new IntentFileException($"{definitions.Source}: no usable sentences ({problems.Count} templates skipped{(problems.Count > 0 ? ": " + problems[0] : "")})");
         }
-        string[] classes = examples.Select(e => e.Intent).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
-        var classIndex = classes.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
-        (List<IntentExample> fit, List<IntentExample> calibration) = IntentEvaluation.HoldOut(examples, 0.1, settings.Seed);
+        string key = HeadKey(features, definitions, settings);
+        string? path = cacheDirectory is null ? null : Path.Combine(cacheDirectory, "heads", key + ".head");
+        if (path is not null && HeadFile.TryRead(path, out SoftmaxClassifier? cached, out double cachedThreshold))
+        {
+            var fromCache = new TrainingReport(cached.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: true, cachedThreshold, key, problems);
+            return new IntentEngine(definitions, cached, cachedThreshold, fromCache);
+        }
 
-        var fitFeatures = new float[fit.Count * features.Dimension];
-        features.Embed(fit.Select(e => e.Text).ToArray(), fitFeatures);
-        var training = new ClassifierTraining(Epochs: settings.Epochs, Seed: settings.Seed);
-        SoftmaxClassifier classifier = SoftmaxClassifier.Train(classes, fitFeatures, fit.Select(e => classIndex[e.Intent]).ToArray(), features.Dimension, training);
-        double threshold = settings.Threshold ?? Calibrate(features, classifier, calibration);
-        string key = $"{features.Fingerprint}-{definitions.ContentHash[..16]}";
-        var report = new TrainingReport(classes.Length, examples.Count, clock.Elapsed.TotalSeconds, FromCache: false, threshold, key, problems);
-        return new IntentEngine(definitions, classifier, threshold, report);
+        var training = new ClassifierTraining(Seed: settings.Seed);
+        IntentEvaluation.TrainedHead head = IntentEvaluation.TrainHead(features, examples, training, settings.Threshold);
+        if (path is not null)
+        {
+            HeadFile.TryWrite(path, head.Classifier, head.Threshold);
+        }
+        var report = new TrainingReport(head.Classifier.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: false, head.Threshold, key, problems);
+        return new IntentEngine(definitions, head.Classifier, head.Threshold, report);
     }
 
-    private static double Calibrate(SentenceFeatures features, SoftmaxClassifier classifier, List<IntentExample> heldOut)
+    /// <summary>What a trained head depends on: the encoders, the intents, the training settings and this format.</summary>
+    private static string HeadKey(SentenceFeatures features, IntentDefinitions definitions, IntentEngineSettings settings)
     {
-        var heldOutFeatures = new float[heldOut.Count * features.Dimension];
-        features.Embed(heldOut.Select(e => e.Text).ToArray(), heldOutFeatures);
-        return IntentEvaluation.Calibrate(classifier, heldOutFeatures, heldOut);
+        string identity = string.Join('\n', "edgeslm-head-v1", features.Fingerprint, definitions.ContentHash,
+            settings.Threshold?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? "calibrated",
+            settings.ExamplesPerTemplate, settings.Seed);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(identity)))[..24];
     }
 
     /// <summary>
@@ -98,7 +106,11 @@ public sealed class IntentEngine
         {
             // An exact template match is what the user wrote down: full confidence, the template's slots.
             TemplateMatch? match = _matcher.Match(texts[i]);
-            if (match is not null && Allowed(match.Intent, intentFilters?[i]))
+            if (match is not null && match.Intent == IntentExample.OutOfScope)
+            {
+                results[i] = new IntentResult(texts[i], null, 1f, [], ExactMatch: true);
+            }
+            else if (match is not null && Allowed(match.Intent, intentFilters?[i]))
             {
                 results[i] = new IntentResult(texts[i], match.Intent, 1f, match.Slots, ExactMatch: true);
             }
@@ -118,18 +130,12 @@ public sealed class IntentEngine
         {
             int i = pending[p];
             _classifier.Predict(embedded.AsSpan(p * features.Dimension, features.Dimension), probabilities);
-            IReadOnlyCollection<string>? filter = intentFilters?[i];
-            if (filter is { Count: > 0 })
-            {
-                for (int c = 0; c < probabilities.Length; c++)
-                {
-                    if (!filter.Contains(_classifier.Classes[c])) probabilities[c] = 0;
-                }
-            }
             int best = TensorPrimitives.IndexOfMax(probabilities.AsSpan());
             string intent = _classifier.Classes[best];
             float confidence = probabilities[best];
-            bool recognized = confidence >= Threshold && confidence > 0 && intent != IntentExample.OutOfScope;
+            // With a filter (Hermes' intentFilter), an utterance whose most likely intent is filtered out is not
+            // recognized: answering with the best allowed intent would put words in the speaker's mouth.
+            bool recognized = confidence >= Threshold && intent != IntentExample.OutOfScope && Allowed(intent, intentFilters?[i]);
             IReadOnlyList<SlotValue> slots = recognized && _slotExtractors.TryGetValue(intent, out SlotExtractor? extractor) ? extractor.Extract(texts[i]) : [];
             results[i] = new IntentResult(texts[i], recognized ? intent : null, confidence, slots, ExactMatch: false);
         }
@@ -137,4 +143,67 @@ public sealed class IntentEngine
     }
 
     private static bool Allowed(string intent, IReadOnlyCollection<string>? filter) => filter is not { Count: > 0 } || filter.Contains(intent);
+}
+
+/// <summary>
+/// A trained head on disk: <c>"EDGEINTH"</c>, version, the threshold, then the classifier's own checked format.
+/// Written to a temporary file and renamed, so a crash never leaves half a head behind.
+/// </summary>
+internal static class HeadFile
+{
+    private static ReadOnlySpan<byte> Magic => "EDGEINTH"u8;
+    private const int Version = 1;
+
+    public static bool TryRead(string path, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out SoftmaxClassifier? classifier, out double threshold)
+    {
+        classifier = null;
+        threshold = 0;
+        try
+        {
+            using FileStream stream = File.OpenRead(path);
+            using var reader = new BinaryReader(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+            if (!reader.ReadBytes(Magic.Length).AsSpan().SequenceEqual(Magic) || reader.ReadInt32() != Version)
+            {
+                return false;
+            }
+            threshold = reader.ReadDouble();
+            if (!(threshold is >= 0 and <= 1))
+            {
+                return false;
+            }
+            classifier = SoftmaxClassifier.Read(stream);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or EndOfStreamException)
+        {
+            // Missing or damaged: train again (and replace it).
+            return false;
+        }
+    }
+
+    public static bool TryWrite(string path, SoftmaxClassifier classifier, double threshold)
+    {
+        string temporary = $"{path}.{Environment.ProcessId}.tmp";
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            using (FileStream stream = File.Create(temporary))
+            {
+                using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
+                {
+                    writer.Write(Magic);
+                    writer.Write(Version);
+                    writer.Write(threshold);
+                }
+                classifier.Write(stream);
+            }
+            File.Move(temporary, path, overwrite: true);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { File.Delete(temporary); } catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
+            return false;
+        }
+    }
 }

@@ -1,82 +1,132 @@
 using System.Security.Cryptography;
-using System.Text;
+using EdgeSlm.EdgeModule.Gguf;
 using EdgeSlm.EdgeModule.Model;
 
 namespace EdgeSlm.EdgeModule.Intents;
 
 /// <summary>
-/// Sentence embeddings of one or more encoders, concatenated per sentence: the classifier's input features.
-/// Not thread-safe: each instance owns its encoders' buffers.
+/// The feature vector an intent head sees: each model's pooled, L2-normalised sentence embedding, side by side
+/// in the order the models were given ((sentences, Σ hidden), row after row; model 0's block first). Sentences
+/// are embedded in batches of <see cref="BatchSentences"/> through each encoder's packed batch API. Not
+/// thread-safe: one instance per inference thread, like <see cref="BertEncoder"/>.
 /// </summary>
 public sealed class SentenceFeatures : IDisposable
 {
-    private const int BatchSentences = 32;
-    private readonly (BertModel Model, BertEncoder Encoder, WordPieceTokenizer Tokenizer)[] _encoders;
+    public const int BatchSentences = 32;
 
+    private readonly BertEncoder[] _encoders;
+    private readonly WordPieceTokenizer[] _tokenizers;
+    private readonly int[] _offsets; // (models) where each model's block starts in a feature row
+    private float[] _block = [];     // (batch, hidden) one model's embeddings of one batch
+
+    /// <param name="models">The encoders, in feature order; they stay owned by the caller.</param>
+    /// <param name="threads">Worker threads of each encoder's matrix multiplications.</param>
     public SentenceFeatures(IReadOnlyList<BertModel> models, int threads)
     {
         if (models.Count == 0)
         {
             throw new ArgumentException("at least one model is needed", nameof(models));
         }
-        _encoders = models.Select(m => (m, new BertEncoder(m, threads), new WordPieceTokenizer(m.Vocabulary, m.Config.ContextLength))).ToArray();
-        Dimension = models.Sum(m => m.Config.HiddenSize);
-        Fingerprint = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(
-            string.Join('\n', models.Select(m => $"{m.Name}|{Path.GetFileName(m.Path)}|{m.FileBytes}|{File.GetLastWriteTimeUtc(m.Path).Ticks}")))))[..16];
+        _offsets = new int[models.Count];
+        _tokenizers = new WordPieceTokenizer[models.Count];
+        _encoders = new BertEncoder[models.Count];
+        try
+        {
+            for (int m = 0; m < models.Count; m++)
+            {
+                _offsets[m] = Dimension;
+                Dimension += models[m].Config.HiddenSize;
+                _tokenizers[m] = new WordPieceTokenizer(models[m].Vocabulary, models[m].Config.ContextLength);
+                _encoders[m] = new BertEncoder(models[m], threads);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+        Fingerprint = string.Join("+", models.Select(ModelFingerprint));
     }
 
+    /// <summary>Floats per sentence: the models' hidden sizes added up.</summary>
     public int Dimension { get; }
+
+    /// <summary>
+    /// Names the models and their order, e.g. <c>minilm-q4_0.gguf:12345678:1f2e…+arctic-xs-q4_0.gguf:…</c>: each
+    /// file's name, size and the SHA-256 of its GGUF header, metadata and tensor table (the bytes before the
+    /// tensor data). A head trained on one set of features is only valid for the same fingerprint.
+    /// </summary>
+    public string Fingerprint { get; }
+
+    public int ModelCount => _encoders.Length;
 
     /// <summary>Threads each encoder uses now (the thermal governor lowers it); settable from any thread.</summary>
     public int ActiveThreads
     {
-        get => _encoders[0].Encoder.ActiveThreads;
+        get => _encoders[0].ActiveThreads;
         set
         {
-            foreach (var e in _encoders) e.Encoder.ActiveThreads = value;
+            foreach (BertEncoder encoder in _encoders) encoder.ActiveThreads = value;
         }
     }
 
-    /// <summary>Identifies the models (name, file, size, time), to key what was trained on their features.</summary>
-    public string Fingerprint { get; }
-
-    public IReadOnlyList<BertModel> Models => _encoders.Select(e => e.Model).ToArray();
-
-    /// <summary>Writes <paramref name="texts"/>.Count rows of <see cref="Dimension"/> features, in order.</summary>
+    /// <summary>Embeds <paramref name="texts"/> into <paramref name="features"/> (texts × <see cref="Dimension"/>).</summary>
     public void Embed(IReadOnlyList<string> texts, Span<float> features)
     {
-        if (features.Length < texts.Count * Dimension)
+        if (features.Length != texts.Count * Dimension)
         {
-            throw new ArgumentException($"{texts.Count} sentences need {texts.Count * Dimension} features, not {features.Length}");
+            throw new ArgumentException($"{texts.Count} sentences need {texts.Count * Dimension} floats of features, not {features.Length}", nameof(features));
         }
-        int offset = 0;
-        foreach ((BertModel model, BertEncoder encoder, WordPieceTokenizer tokenizer) in _encoders)
+        var lengths = new int[BatchSentences];
+        for (int start = 0; start < texts.Count; start += BatchSentences)
         {
-            int width = model.Config.HiddenSize;
-            var block = new float[Math.Min(BatchSentences, texts.Count) * width];
-            for (int start = 0; start < texts.Count; start += BatchSentences)
+            int count = Math.Min(BatchSentences, texts.Count - start);
+            for (int m = 0; m < _encoders.Length; m++)
             {
-                int count = Math.Min(BatchSentences, texts.Count - start);
-                int[][] ids = new int[count][];
+                int hidden = _encoders[m].Config.HiddenSize;
+                var tokens = new List<int>();
                 for (int i = 0; i < count; i++)
                 {
-                    ids[i] = tokenizer.Encode(texts[start + i]);
+                    int[] ids = _tokenizers[m].Encode(texts[start + i]);
+                    tokens.AddRange(ids);
+                    lengths[i] = ids.Length;
                 }
-                encoder.Encode(ids.SelectMany(t => t).ToArray(), ids.Select(t => t.Length).ToArray(), block.AsSpan(0, count * width));
+                if (_block.Length < count * hidden)
+                {
+                    _block = new float[BatchSentences * hidden];
+                }
+                Span<float> block = _block.AsSpan(0, count * hidden);
+                _encoders[m].Encode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tokens), lengths.AsSpan(0, count), block);
                 for (int i = 0; i < count; i++)
                 {
-                    block.AsSpan(i * width, width).CopyTo(features.Slice((start + i) * Dimension + offset, width));
+                    block.Slice(i * hidden, hidden).CopyTo(features.Slice((start + i) * Dimension + _offsets[m], hidden));
                 }
             }
-            offset += width;
         }
     }
+
+    /// <summary>The features of one sentence.</summary>
+    public void Embed(string text, Span<float> features) => Embed([text], features);
 
     public void Dispose()
     {
-        foreach (var e in _encoders)
+        foreach (BertEncoder? encoder in _encoders)
         {
-            e.Encoder.Dispose();
+            encoder?.Dispose();
         }
+    }
+
+    private static string ModelFingerprint(BertModel model)
+    {
+        long headerBytes;
+        using (GgufFile file = GgufFile.Open(model.Path))
+        {
+            headerBytes = file.DataOffset;
+        }
+        using FileStream stream = File.OpenRead(model.Path);
+        var header = new byte[headerBytes];
+        stream.ReadExactly(header);
+        string hash = Convert.ToHexStringLower(SHA256.HashData(header))[..16];
+        return $"{Path.GetFileName(model.Path)}:{model.FileBytes}:{hash}";
     }
 }

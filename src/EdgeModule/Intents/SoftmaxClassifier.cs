@@ -1,37 +1,51 @@
+using System.Buffers.Binary;
 using System.Numerics.Tensors;
+using System.Security.Cryptography;
+using System.Text;
 
 namespace EdgeSlm.EdgeModule.Intents;
 
 /// <summary>Training settings of <see cref="SoftmaxClassifier"/>.</summary>
-/// <param name="Epochs">Passes over the examples.</param>
+/// <param name="Epochs">Passes over the examples; the step size decays to zero over them (cosine).</param>
 /// <param name="BatchSize">Examples per gradient step.</param>
-/// <param name="LearningRate">Adam's step size.</param>
-/// <param name="L2">Weight decay: pulls weights toward zero, the regulariser of logistic regression.</param>
+/// <param name="LearningRate">Adam's initial step size.</param>
+/// <param name="L2">Weight decay on the standardised weights: the regulariser of logistic regression.</param>
 /// <param name="Seed">Shuffling is deterministic for a seed.</param>
-public sealed record ClassifierTraining(int Epochs = 40, int BatchSize = 32, float LearningRate = 0.01f, float L2 = 1e-5f, int Seed = 20241126);
+/// <param name="BalanceClasses">Weight each example by n / (classes × its class's count), so rare intents count as much as common ones.</param>
+/// <param name="Threads">Threads that share each step's work (class by class); the result does not depend on it.</param>
+public sealed record ClassifierTraining(int Epochs = 30, int BatchSize = 32, float LearningRate = 0.002f, float L2 = 1e-3f, int Seed = 20241126, bool BalanceClasses = false, int Threads = 1);
 
 /// <summary>
-/// Multinomial logistic regression on sentence embeddings: p(class | x) = softmax(W·x + b). Trained on the device
-/// with mini-batch Adam; small enough (classes × dimension floats) to save next to the model and load instantly.
+/// Multinomial logistic regression on sentence features: p(class | x) = softmax(W·x + b). Trained on the device
+/// with mini-batch Adam on standardised features (each dimension shifted by its mean and divided by its standard
+/// deviation on the training set), which makes the problem well conditioned: unit-norm embeddings have
+/// dimensions of about 1/√d, too small for a few epochs of Adam to reach the optimum. The standardisation is
+/// folded into the weights after training (W' = W ⊙ s, b' = b − W'·μ), so prediction is one dot product per class.
+/// Small enough (classes × dimension floats) to save next to the model and load instantly.
 /// </summary>
 public sealed class SoftmaxClassifier
 {
-    private readonly float[] _weights; // (classes, dimension)
+    private readonly string[] _classes;
+    private readonly float[] _weights; // (classes, dimension), applied to raw features
     private readonly float[] _bias;    // (classes)
 
     public SoftmaxClassifier(IReadOnlyList<string> classes, int dimension, float[] weights, float[] bias)
     {
+        if (classes.Count == 0 || dimension <= 0)
+        {
+            throw new ArgumentException($"a classifier needs classes and a positive dimension (got {classes.Count} classes of dimension {dimension})");
+        }
         if (weights.Length != classes.Count * dimension || bias.Length != classes.Count)
         {
             throw new ArgumentException($"{classes.Count} classes of dimension {dimension} need {classes.Count * dimension} weights and {classes.Count} biases");
         }
-        Classes = classes;
+        _classes = classes.ToArray();
         Dimension = dimension;
         _weights = weights;
         _bias = bias;
     }
 
-    public IReadOnlyList<string> Classes { get; }
+    public IReadOnlyList<string> Classes => _classes;
     public int Dimension { get; }
     public ReadOnlySpan<float> Weights => _weights;
     public ReadOnlySpan<float> Bias => _bias;
@@ -39,11 +53,174 @@ public sealed class SoftmaxClassifier
     /// <summary>Class probabilities of one feature vector.</summary>
     public void Predict(ReadOnlySpan<float> features, Span<float> probabilities)
     {
-        for (int c = 0; c < Classes.Count; c++)
+        if (features.Length != Dimension || probabilities.Length < _classes.Length)
         {
-            probabilities[c] = TensorPrimitives.Dot(features, _weights.AsSpan(c * Dimension, Dimension)) + _bias[c];
+            throw new ArgumentException($"need {Dimension} features and room for {_classes.Length} probabilities (got {features.Length} and {probabilities.Length})");
         }
-        TensorPrimitives.SoftMax(probabilities[..Classes.Count], probabilities[..Classes.Count]);
+        Logits(features, probabilities);
+        TensorPrimitives.SoftMax(probabilities[.._classes.Length], probabilities[.._classes.Length]);
+    }
+
+    private void Logits(ReadOnlySpan<float> features, Span<float> logits)
+    {
+        for (int c = 0; c < _classes.Length; c++)
+        {
+            logits[c] = TensorPrimitives.Dot(features, _weights.AsSpan(c * Dimension, Dimension)) + _bias[c];
+        }
+    }
+
+    // Head file, version 1, all integers and floats little-endian:
+    //   magic        8 bytes  "EDGEHEAD"
+    //   version      u32      1
+    //   classes      u32      k, 1..MaxClasses
+    //   dimension    u32      d, 1..MaxDimension
+    //   names        k times: u16 byte length (1..MaxNameBytes), UTF-8 bytes; distinct
+    //   weights      k × d f32, class after class, applied to the raw features (standardisation folded in)
+    //   bias         k f32
+    //   checksum     32 bytes SHA-256 of everything before it
+    private static ReadOnlySpan<byte> Magic => "EDGEHEAD"u8;
+    private const uint FormatVersion = 1;
+    private const int MaxClasses = 1 << 16;
+    private const int MaxDimension = 1 << 16;
+    private const int MaxNameBytes = 1024;
+    private const long MaxFloats = 1 << 26; // 256 MB of weights
+
+    /// <summary>Writes the head in its versioned binary format (see the layout above).</summary>
+    public void Write(Stream stream)
+    {
+        using var buffer = new MemoryStream();
+        buffer.Write(Magic);
+        Span<byte> word = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(word, FormatVersion);
+        buffer.Write(word);
+        BinaryPrimitives.WriteUInt32LittleEndian(word, (uint)_classes.Length);
+        buffer.Write(word);
+        BinaryPrimitives.WriteUInt32LittleEndian(word, (uint)Dimension);
+        buffer.Write(word);
+        foreach (string name in _classes)
+        {
+            byte[] bytes = Encoding.UTF8.GetBytes(name);
+            if (bytes.Length is 0 or > MaxNameBytes)
+            {
+                throw new InvalidOperationException($"class name '{name}' has {bytes.Length} UTF-8 bytes; a head file holds 1 to {MaxNameBytes}");
+            }
+            BinaryPrimitives.WriteUInt16LittleEndian(word, (ushort)bytes.Length);
+            buffer.Write(word[..2]);
+            buffer.Write(bytes);
+        }
+        WriteFloats(buffer, _weights);
+        WriteFloats(buffer, _bias);
+        buffer.Write(SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
+        buffer.Position = 0;
+        buffer.CopyTo(stream);
+    }
+
+    /// <summary>Reads a head written by <see cref="Write"/>.</summary>
+    /// <exception cref="InvalidDataException">The stream does not hold a valid head file; the message says what is wrong.</exception>
+    public static SoftmaxClassifier Read(Stream stream)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> word = stackalloc byte[8];
+        ReadExactly(stream, hash, word, "magic");
+        if (!word.SequenceEqual(Magic))
+        {
+            throw new InvalidDataException($"not an intent head file: it starts with {Convert.ToHexString(word)}, not \"EDGEHEAD\"");
+        }
+        uint version = ReadUInt32(stream, hash, "version");
+        if (version != FormatVersion)
+        {
+            throw new InvalidDataException($"intent head file version {version} is not supported (this build reads version {FormatVersion})");
+        }
+        uint classCount = ReadUInt32(stream, hash, "class count");
+        uint dimension = ReadUInt32(stream, hash, "dimension");
+        if (classCount is 0 or > MaxClasses || dimension is 0 or > MaxDimension)
+        {
+            throw new InvalidDataException($"intent head file has {classCount} classes of dimension {dimension}; 1 to {MaxClasses} classes of 1 to {MaxDimension} are allowed");
+        }
+        long floats = (long)classCount * (dimension + 1);
+        if (floats > MaxFloats || (stream.CanSeek && stream.Length - stream.Position < floats * sizeof(float)))
+        {
+            throw new InvalidDataException($"intent head file: {classCount} classes of dimension {dimension} need {floats * sizeof(float)} bytes of weights, more than {(floats > MaxFloats ? "a head file may hold" : "the file has left")}");
+        }
+        var classes = new string[classCount];
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var strict = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+        for (int c = 0; c < classes.Length; c++)
+        {
+            ReadExactly(stream, hash, word[..2], $"length of class name {c}");
+            int length = BinaryPrimitives.ReadUInt16LittleEndian(word);
+            if (length is 0 or > MaxNameBytes)
+            {
+                throw new InvalidDataException($"intent head file: class name {c} is {length} bytes long; 1 to {MaxNameBytes} are allowed");
+            }
+            var bytes = new byte[length];
+            ReadExactly(stream, hash, bytes, $"class name {c}");
+            try
+            {
+                classes[c] = strict.GetString(bytes);
+            }
+            catch (DecoderFallbackException)
+            {
+                throw new InvalidDataException($"intent head file: class name {c} is not valid UTF-8");
+            }
+            if (!seen.Add(classes[c]))
+            {
+                throw new InvalidDataException($"intent head file: class '{classes[c]}' appears twice");
+            }
+        }
+        float[] weights = ReadFloats(stream, hash, checked((int)(classCount * dimension)), "weights");
+        float[] bias = ReadFloats(stream, hash, (int)classCount, "bias");
+        byte[] expected = hash.GetHashAndReset();
+        var checksum = new byte[expected.Length];
+        ReadExactly(stream, null, checksum, "checksum");
+        if (!checksum.AsSpan().SequenceEqual(expected))
+        {
+            throw new InvalidDataException("intent head file is corrupt: its SHA-256 checksum does not match its contents");
+        }
+        int firstBad = Array.FindIndex(weights, w => !float.IsFinite(w));
+        if (firstBad >= 0 || bias.Any(b => !float.IsFinite(b)))
+        {
+            throw new InvalidDataException($"intent head file holds a non-finite {(firstBad >= 0 ? $"weight (class {classes[firstBad / (int)dimension]})" : "bias")}");
+        }
+        return new SoftmaxClassifier(classes, (int)dimension, weights, bias);
+    }
+
+    private static void WriteFloats(Stream stream, float[] values)
+    {
+        var bytes = new byte[values.Length * sizeof(float)];
+        for (int i = 0; i < values.Length; i++)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * sizeof(float)), values[i]);
+        }
+        stream.Write(bytes);
+    }
+
+    private static float[] ReadFloats(Stream stream, IncrementalHash hash, int count, string what)
+    {
+        var bytes = new byte[count * sizeof(float)];
+        ReadExactly(stream, hash, bytes, what);
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            values[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * sizeof(float)));
+        }
+        return values;
+    }
+
+    private static uint ReadUInt32(Stream stream, IncrementalHash hash, string what)
+    {
+        Span<byte> word = stackalloc byte[4];
+        ReadExactly(stream, hash, word, what);
+        return BinaryPrimitives.ReadUInt32LittleEndian(word);
+    }
+
+    private static void ReadExactly(Stream stream, IncrementalHash? hash, Span<byte> destination, string what)
+    {
+        if (stream.ReadAtLeast(destination, destination.Length, throwOnEndOfStream: false) < destination.Length)
+        {
+            throw new InvalidDataException($"intent head file is truncated: it ends inside the {what}");
+        }
+        hash?.AppendData(destination);
     }
 
     /// <summary>Trains on <paramref name="features"/> (examples × dimension, row after row) with class indices.</summary>
@@ -54,66 +231,153 @@ public sealed class SoftmaxClassifier
         {
             throw new ArgumentException($"{n} examples of dimension {dimension} need {n * dimension} features, not {features.Length}");
         }
+        if (n == 0 || labels.Any(l => (uint)l >= (uint)k))
+        {
+            throw new ArgumentException($"training needs examples whose labels are class indices below {k}");
+        }
+
+        (float[] mean, float[] scale) = Standardisation(features, n, dimension);
+        var standardised = new float[features.Length];
+        for (int i = 0; i < n; i++)
+        {
+            Span<float> row = standardised.AsSpan(i * dimension, dimension);
+            TensorPrimitives.Subtract(features.AsSpan(i * dimension, dimension), mean, row);
+            TensorPrimitives.Multiply(row, scale, row);
+        }
+        float[] exampleWeights = ExampleWeights(labels, k, settings.BalanceClasses);
+
         var weights = new float[k * dimension];
         var bias = new float[k];
-        var gradient = new float[k * dimension];
-        var biasGradient = new float[k];
         var m = new float[k * dimension];
         var v = new float[k * dimension];
         var mb = new float[k];
         var vb = new float[k];
-        var logits = new float[k];
+        var scores = new float[settings.BatchSize * k]; // (batch, classes) logits, then d(loss)/d(logit)
         var order = Enumerable.Range(0, n).ToArray();
         var random = new Random(settings.Seed);
-        const float Beta1 = 0.9f, Beta2 = 0.999f, Epsilon = 1e-8f;
+        int batches = (n + settings.BatchSize - 1) / settings.BatchSize;
+        int totalSteps = settings.Epochs * batches;
+        int chunks = Math.Clamp(settings.Threads, 1, k);
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = chunks };
         int step = 0;
         for (int epoch = 0; epoch < settings.Epochs; epoch++)
         {
             random.Shuffle(order);
             for (int start = 0; start < n; start += settings.BatchSize)
             {
-                int end = Math.Min(n, start + settings.BatchSize);
-                Array.Clear(gradient);
-                Array.Clear(biasGradient);
-                for (int i = start; i < end; i++)
-                {
-                    int example = order[i];
-                    ReadOnlySpan<float> x = features.AsSpan(example * dimension, dimension);
-                    for (int c = 0; c < k; c++)
-                    {
-                        logits[c] = TensorPrimitives.Dot(x, weights.AsSpan(c * dimension, dimension)) + bias[c];
-                    }
-                    TensorPrimitives.SoftMax(logits, logits);
-                    logits[labels[example]] -= 1f; // d(cross-entropy)/d(logit) = p - onehot
-                    for (int c = 0; c < k; c++)
-                    {
-                        if (MathF.Abs(logits[c]) < 1e-6f) continue;
-                        Span<float> g = gradient.AsSpan(c * dimension, dimension);
-                        TensorPrimitives.MultiplyAdd(x, logits[c], g, g);
-                        biasGradient[c] += logits[c];
-                    }
-                }
-                float scale = 1f / (end - start);
-                TensorPrimitives.Multiply(gradient, scale, gradient);
-                TensorPrimitives.MultiplyAdd(weights, settings.L2, gradient, gradient);
-                TensorPrimitives.Multiply(biasGradient, scale, biasGradient);
+                int count = Math.Min(n, start + settings.BatchSize) - start;
+                ReadOnlySpan<int> batch = order.AsSpan(start, count);
+                float rate = settings.LearningRate * 0.5f * (1f + MathF.Cos(MathF.PI * step / totalSteps));
                 step++;
-                Adam(weights, gradient, m, v, settings.LearningRate, step);
-                Adam(bias, biasGradient, mb, vb, settings.LearningRate, step);
+
+                // Logits class by class (one weight row stays in cache for the whole batch), split across threads.
+                Parallel.For(0, chunks, parallel, chunk =>
+                {
+                    for (int c = k * chunk / chunks; c < k * (chunk + 1) / chunks; c++)
+                    {
+                        ReadOnlySpan<float> w = weights.AsSpan(c * dimension, dimension);
+                        for (int i = 0; i < count; i++)
+                        {
+                            scores[i * k + c] = TensorPrimitives.Dot(standardised.AsSpan(order[start + i] * dimension, dimension), w) + bias[c];
+                        }
+                    }
+                });
+                for (int i = 0; i < count; i++)
+                {
+                    int example = batch[i];
+                    Span<float> row = scores.AsSpan(i * k, k);
+                    TensorPrimitives.SoftMax(row, row);
+                    row[labels[example]] -= 1f; // d(cross-entropy)/d(logit) = p - onehot
+                    TensorPrimitives.Multiply(row, exampleWeights[example] / count, row);
+                }
+                // Gradient and Adam step of each class's row, again class by class.
+                int stepNumber = step;
+                Parallel.For(0, chunks, parallel, chunk =>
+                {
+                    var gradient = new float[dimension];
+                    for (int c = k * chunk / chunks; c < k * (chunk + 1) / chunks; c++)
+                    {
+                        Span<float> w = weights.AsSpan(c * dimension, dimension);
+                        TensorPrimitives.Multiply(w, settings.L2, gradient);
+                        float biasGradient = 0;
+                        for (int i = 0; i < count; i++)
+                        {
+                            float g = scores[i * k + c];
+                            if (MathF.Abs(g) < 1e-7f) continue;
+                            TensorPrimitives.MultiplyAdd(standardised.AsSpan(order[start + i] * dimension, dimension), g, gradient, gradient);
+                            biasGradient += g;
+                        }
+                        Adam(w, gradient, m.AsSpan(c * dimension, dimension), v.AsSpan(c * dimension, dimension), rate, stepNumber);
+                        Adam(bias.AsSpan(c, 1), [biasGradient], mb.AsSpan(c, 1), vb.AsSpan(c, 1), rate, stepNumber);
+                    }
+                });
             }
         }
-        return new SoftmaxClassifier(classes, dimension, weights, bias);
 
-        static void Adam(Span<float> parameters, ReadOnlySpan<float> gradient, Span<float> m, Span<float> v, float rate, int step)
+        // Fold the standardisation into the weights: W·((x − μ) ⊙ s) + b = (W ⊙ s)·x + (b − (W ⊙ s)·μ).
+        for (int c = 0; c < k; c++)
         {
-            float correction1 = 1f - MathF.Pow(Beta1, step), correction2 = 1f - MathF.Pow(Beta2, step);
-            float stepSize = rate * MathF.Sqrt(correction2) / correction1;
-            for (int i = 0; i < parameters.Length; i++)
+            Span<float> row = weights.AsSpan(c * dimension, dimension);
+            TensorPrimitives.Multiply(row, scale, row);
+            bias[c] -= TensorPrimitives.Dot(row, mean);
+        }
+        return new SoftmaxClassifier(classes, dimension, weights, bias);
+    }
+
+    private static (float[] Mean, float[] Scale) Standardisation(float[] features, int n, int dimension)
+    {
+        var mean = new double[dimension];
+        var square = new double[dimension];
+        for (int i = 0; i < n; i++)
+        {
+            for (int d = 0; d < dimension; d++)
             {
-                m[i] = Beta1 * m[i] + (1 - Beta1) * gradient[i];
-                v[i] = Beta2 * v[i] + (1 - Beta2) * gradient[i] * gradient[i];
-                parameters[i] -= stepSize * m[i] / (MathF.Sqrt(v[i]) + Epsilon);
+                double x = features[i * dimension + d];
+                mean[d] += x;
+                square[d] += x * x;
             }
+        }
+        var meanOut = new float[dimension];
+        var scaleOut = new float[dimension];
+        for (int d = 0; d < dimension; d++)
+        {
+            double mu = mean[d] / n;
+            double variance = Math.Max(0, square[d] / n - mu * mu);
+            meanOut[d] = (float)mu;
+            // A constant dimension carries nothing; leave it unscaled rather than divide by zero.
+            scaleOut[d] = variance > 1e-12 ? (float)(1 / Math.Sqrt(variance)) : 1f;
+        }
+        return (meanOut, scaleOut);
+    }
+
+    private static float[] ExampleWeights(int[] labels, int classes, bool balance)
+    {
+        var weights = new float[labels.Length];
+        if (!balance)
+        {
+            Array.Fill(weights, 1f);
+            return weights;
+        }
+        var counts = new int[classes];
+        foreach (int label in labels) counts[label]++;
+        int present = counts.Count(c => c > 0);
+        for (int i = 0; i < labels.Length; i++)
+        {
+            weights[i] = labels.Length / (float)(present * counts[labels[i]]);
+        }
+        return weights;
+    }
+
+    private static void Adam(Span<float> parameters, ReadOnlySpan<float> gradient, Span<float> m, Span<float> v, float rate, int step)
+    {
+        const float Beta1 = 0.9f, Beta2 = 0.999f, Epsilon = 1e-8f;
+        float correction1 = 1f - MathF.Pow(Beta1, step), correction2 = 1f - MathF.Pow(Beta2, step);
+        float stepSize = rate * MathF.Sqrt(correction2) / correction1;
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            m[i] = Beta1 * m[i] + (1 - Beta1) * gradient[i];
+            v[i] = Beta2 * v[i] + (1 - Beta2) * gradient[i] * gradient[i];
+            parameters[i] -= stepSize * m[i] / (MathF.Sqrt(v[i]) + Epsilon);
         }
     }
 }
