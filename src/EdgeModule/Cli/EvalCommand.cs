@@ -80,6 +80,8 @@ internal static class EvalCommand
             WriteOptional(writer, "oos_recall", report.OutOfScopeRecall);
             WriteOptional(writer, "oos_precision", report.OutOfScopePrecision);
             WriteOptional(writer, "slot_f1", report.SlotF1);
+            WriteOptional(writer, "slot_precision", report.SlotPrecision);
+            WriteOptional(writer, "slot_recall", report.SlotRecall);
             writer.WriteNumber("p50_us", Math.Round(report.P50Microseconds, 1));
             writer.WriteNumber("p99_us", Math.Round(report.P99Microseconds, 1));
             writer.WriteNumber("n", report.Count);
@@ -118,7 +120,7 @@ internal static class EvalCommand
         text.AppendLine($"{(models.Count == 1 ? "model" : "models")} {string.Join(" + ", models.Select(m => $"{m.Name} ({Path.GetFileName(m.Path)})"))}, {features.Dimension} features");
         text.AppendLine($"trained on {report.TrainCount} examples in {report.TrainSeconds:F1} s ({report.EmbedSeconds:F1} s of it embedding), tested on {report.Count}");
         text.AppendLine($"accuracy {Percent(report.Accuracy)}, macro-F1 {Percent(report.MacroF1)}, in-scope accuracy {Percent(report.InScopeAccuracy)}");
-        text.AppendLine($"out-of-scope recall {Percent(report.OutOfScopeRecall)}, precision {Percent(report.OutOfScopePrecision)} (threshold {report.Threshold:F3}); L2 {report.L2:G2}; slot F1 {Percent(report.SlotF1)}");
+        text.AppendLine($"out-of-scope recall {Percent(report.OutOfScopeRecall)}, precision {Percent(report.OutOfScopePrecision)} (threshold {report.Threshold:F3}); L2 {report.L2:G2}; slot F1 {Percent(report.SlotF1)} (precision {Percent(report.SlotPrecision)}, recall {Percent(report.SlotRecall)})");
         text.AppendLine($"latency per utterance p50 {report.P50Microseconds:F0} us, p99 {report.P99Microseconds:F0} us");
         if (report.Confusions.Count > 0)
         {

@@ -16,6 +16,8 @@ public sealed record EvaluationReport(
     double? OutOfScopeRecall,
     double? OutOfScopePrecision,
     double? SlotF1,
+    double? SlotPrecision,
+    double? SlotRecall,
     double P50Microseconds,
     double P99Microseconds,
     double Threshold,
@@ -85,6 +87,7 @@ public static class IntentEvaluation
         }
 
         string[] expected = test.Select(e => e.Intent).ToArray();
+        (double? slotPrecision, double? slotRecall, double? slotF1) = SlotScores(train, test, predicted);
         bool hasOutOfScope = expected.Contains(IntentExample.OutOfScope) || classes.Contains(IntentExample.OutOfScope);
         int inScope = expected.Count(e => e != IntentExample.OutOfScope);
         int outOfScope = expected.Length - inScope;
@@ -99,7 +102,9 @@ public static class IntentEvaluation
             inScope == 0 ? 0 : expected.Zip(predicted).Count(p => p.First != IntentExample.OutOfScope && p.First == p.Second) / (double)inScope,
             hasOutOfScope && outOfScope > 0 ? correctOutOfScope / (double)outOfScope : null,
             hasOutOfScope && predictedOutOfScope > 0 ? correctOutOfScope / (double)predictedOutOfScope : null,
-            null,
+            slotF1,
+            slotPrecision,
+            slotRecall,
             p50,
             p99,
             rejectBelow,
@@ -110,6 +115,39 @@ public static class IntentEvaluation
             classifier!,
             train.Count,
             chosenL2);
+    }
+
+    /// <summary>
+    /// Slot precision, recall and F1 over the test file (null when it has no slot annotations): each test
+    /// utterance's slots are extracted for the predicted intent, with lists learnt from the training file's
+    /// annotations, and a slot counts as right when its name and character range both equal the annotation.
+    /// </summary>
+    private static (double? Precision, double? Recall, double? F1) SlotScores(IReadOnlyList<IntentExample> train, IReadOnlyList<IntentExample> test, string[] predicted)
+    {
+        if (!test.Any(e => e.Slots.Count > 0) || !train.Any(e => e.Slots.Count > 0))
+        {
+            return (null, null, null);
+        }
+        var library = Templates.IntentLibrary.Parse("{}", "none");
+        var extractors = train.GroupBy(e => e.Intent, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => Slots.SlotExtractor.ForIntent(library, g.Key, g), StringComparer.Ordinal);
+        long right = 0, found = 0, annotated = 0;
+        for (int i = 0; i < test.Count; i++)
+        {
+            var gold = test[i].Slots.Select(s => (s.Slot, s.Start, s.End)).ToHashSet();
+            annotated += gold.Count;
+            if (!extractors.TryGetValue(predicted[i], out Slots.SlotExtractor? extractor))
+            {
+                continue;
+            }
+            foreach (Slots.SlotValue slot in extractor.Extract(test[i].Text))
+            {
+                found++;
+                if (gold.Contains((slot.Slot, slot.Start, slot.End))) right++;
+            }
+        }
+        double precision = found == 0 ? 0 : right / (double)found, recall = annotated == 0 ? 0 : right / (double)annotated;
+        return (precision, recall, precision + recall == 0 ? 0 : 2 * precision * recall / (precision + recall));
     }
 
     /// <summary>A trained head, its "not recognized" threshold, and how it was chosen.</summary>
