@@ -183,7 +183,7 @@ internal static class HeadFile
 
     public static bool TryWrite(string path, SoftmaxClassifier classifier, double threshold)
     {
-        string temporary = $"{path}.{Environment.ProcessId}.tmp";
+        string temporary = $"{path}.{Guid.NewGuid():N}.tmp"; // unique: two trainings of the same head may race
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);

@@ -176,8 +176,9 @@ public static class IntentEvaluation
         foreach (float l2 in selectL2 && calibration.Count > 0 ? L2Candidates : [settings.L2])
         {
             SoftmaxClassifier candidate = SoftmaxClassifier.Train(classes, fitFeatures, fitLabels, dimension, settings with { L2 = l2 });
-            double score = HeldOutScore(candidate, calibrationFeatures, calibration);
-            if (score > bestScore)
+            // With nothing held out (intents of fewer than 5 examples) there is one candidate and no score.
+            double score = calibration.Count == 0 ? 0 : HeldOutScore(candidate, calibrationFeatures, calibration);
+            if (classifier is null || score > bestScore)
             {
                 (classifier, bestScore, chosenL2) = (candidate, score, l2);
             }
