@@ -23,9 +23,10 @@ public sealed class InProcessModule : IAsyncDisposable
     }
 
     public IntentService Service { get; }
+
     public ModuleCounters Counters { get; }
 
-    public static async Task<InProcessModule> StartAsync(ConvertedModels models, string broker, IDictionary<string, string?>? settings = null)
+    public static async Task<InProcessModule> StartAsync(ConvertedModels models, string broker, IDictionary<string, string?>? settings = null, bool waitForConnection = true)
     {
         var values = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
         {
@@ -44,7 +45,10 @@ public sealed class InProcessModule : IAsyncDisposable
         IHost host = ModuleHost.Build(parsed, configuration);
         await host.StartAsync();
         var module = new InProcessModule(host);
-        await module.Service.Connected.WaitAsync(TimeSpan.FromSeconds(30));
+        if (waitForConnection)
+        {
+            await module.Service.Connected.WaitAsync(TimeSpan.FromSeconds(30));
+        }
         return module;
     }
 
