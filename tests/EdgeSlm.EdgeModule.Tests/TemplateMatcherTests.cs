@@ -75,12 +75,12 @@ public sealed class TemplateMatcherTests(ITestOutputHelper output)
             + $"(context slots included); {milliseconds:F3} ms per sentence";
         output.WriteLine(summary);
         foreach (string miss in misses) output.WriteLine(miss);
-        // Measured on the snapshot: 764 (92.3%) match, 756 (91.3%) with the right intent, 717 of 759 (94.5%) spoken
-        // slots right. What is left needs requires_context, test-only fixture names, or block-local expansion rules
-        // (IntentLibrary keeps one global rule per name).
-        Assert.True(matched >= 0.90 * examples.Count, summary);
-        Assert.True(rightIntent >= 0.89 * examples.Count, summary);
-        Assert.True(rightSpokenSlots >= 0.92 * spokenSlots, summary);
+        // Measured on the snapshot with block-local lists and rules: 807 (97.5%) match, 804 (97.1%) with the right
+        // intent, 785 of 828 (94.8%) spoken slots right. (With one global rule per name, as first loaded: 92.3%,
+        // 91.3%, 94.5%.) What is left needs requires_context or names the test fixtures do not have.
+        Assert.True(matched >= 0.96 * examples.Count, summary);
+        Assert.True(rightIntent >= 0.96 * examples.Count, summary);
+        Assert.True(rightSpokenSlots >= 0.93 * spokenSlots, summary);
     }
 
     [Theory]

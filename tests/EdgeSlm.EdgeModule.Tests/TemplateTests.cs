@@ -8,6 +8,39 @@ public sealed class TemplateTests
     private static string HomeAssistantTemplates => Path.Combine(TestEnvironment.DatasetsDirectory, "ha_intents_en", "templates");
 
     [Fact]
+    public void Lists_and_rules_inside_a_data_block_are_local_to_its_sentences()
+    {
+        IntentLibrary library = IntentLibrary.Parse("""
+            intents:
+              AddShopping:
+                data:
+                  - sentences: ["add {item} to <my_list>"]
+                    lists:
+                      item: {values: [milk, eggs]}
+                    expansion_rules:
+                      my_list: "my shopping list"
+              AddTodo:
+                data:
+                  - sentences: ["add {item} to <my_list>"]
+                    lists:
+                      item: {values: [call the plumber]}
+                    expansion_rules:
+                      my_list: "my to do list"
+            """, "local.yaml");
+        var matcher = new TemplateMatcher(library);
+        TemplateMatch? shopping = matcher.Match("add milk to my shopping list");
+        TemplateMatch? todo = matcher.Match("add call the plumber to my to do list");
+        Assert.Equal("AddShopping", shopping?.Intent);
+        Assert.Equal("milk", Assert.Single(shopping!.Slots).Value);
+        Assert.Equal("AddTodo", todo?.Intent);
+        Assert.Null(matcher.Match("add milk to my to do list"));
+        Assert.Null(matcher.Match("add call the plumber to my shopping list"));
+        List<IntentExample> expanded = TemplateExpander.Expand(library);
+        Assert.All(expanded.Where(e => e.Intent == "AddShopping"), e => Assert.EndsWith("my shopping list", e.Text));
+        Assert.All(expanded.Where(e => e.Intent == "AddTodo"), e => Assert.EndsWith("my to do list", e.Text));
+    }
+
+    [Fact]
     public void Parser_builds_alternatives_optionals_permutations_lists_and_rules()
     {
         TemplateSequence parsed = TemplateParser.Parse("turn(s|ed) [on|off] (a; b) {brightness:level} <name>");

@@ -129,6 +129,7 @@ public sealed class SlotExtractor
         var definitions = new List<SlotDefinition>();
         var seen = new HashSet<(string, string)>();
         var visitedRules = new HashSet<string>(StringComparer.Ordinal);
+        IntentTemplates? scope = null;
         void Walk(TemplateExpression expression)
         {
             switch (expression)
@@ -142,16 +143,18 @@ public sealed class SlotExtractor
                 case TemplatePermutation permutation:
                     foreach (TemplateExpression item in permutation.Items) Walk(item);
                     break;
-                case TemplateRuleReference rule when visitedRules.Add(rule.Rule) && library.ExpansionRules.TryGetValue(rule.Rule, out TemplateSequence? body):
+                case TemplateRuleReference rule when visitedRules.Add(rule.Rule) && library.TryGetRule(scope, rule.Rule, out TemplateSequence? body):
                     Walk(body);
                     break;
-                case TemplateListReference reference when library.Lists.TryGetValue(reference.List, out SlotList? list) && seen.Add((reference.Slot, reference.List)):
+                case TemplateListReference reference when library.TryGetList(scope, reference.List, out SlotList? list) && seen.Add((reference.Slot, reference.List)):
                     definitions.Add(new SlotDefinition(reference.Slot, list));
                     break;
             }
         }
         foreach (IntentTemplates block in library.Templates.Where(t => t.Intent == intent))
         {
+            scope = block;
+            visitedRules.Clear();
             foreach (TemplateSequence sentence in block.Sentences) Walk(sentence);
         }
         var ofIntent = (examples ?? []).Where(e => e.Intent == intent).ToList();

@@ -13,7 +13,19 @@ public sealed record NumberRange(int From, int To, int Step, string Type);
 
 /// <summary>One block of an intent's data: templates sharing fixed slots.</summary>
 public sealed record IntentTemplates(string Intent, IReadOnlyList<TemplateSequence> Sentences, IReadOnlyList<string> SentenceTexts,
-    IReadOnlyDictionary<string, string> FixedSlots, string Source);
+    IReadOnlyDictionary<string, string> FixedSlots, string Source)
+{
+    private static readonly Dictionary<string, SlotList> NoLists = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, TemplateSequence> NoRules = new(StringComparer.Ordinal);
+
+    /// <summary>Lists defined inside this block: visible to its sentences only, and before the file's lists.</summary>
+    public IReadOnlyDictionary<string, SlotList> LocalLists { get; init; } = NoLists;
+
+    /// <summary>Expansion rules defined inside this block, likewise.</summary>
+    public IReadOnlyDictionary<string, TemplateSequence> LocalRules { get; init; } = NoRules;
+
+    public bool HasLocals => LocalLists.Count > 0 || LocalRules.Count > 0;
+}
 
 /// <summary>An intents file (or several) that cannot be used; the message names the file and the place.</summary>
 public sealed class IntentFileException(string message) : Exception(message);
@@ -54,6 +66,14 @@ public sealed class IntentLibrary
         }
         return library;
     }
+
+    /// <summary>The list <paramref name="name"/> as the sentences of <paramref name="block"/> see it: local first.</summary>
+    public bool TryGetList(IntentTemplates? block, string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out SlotList? list) =>
+        (block is not null && block.LocalLists.TryGetValue(name, out list)) || _lists.TryGetValue(name, out list);
+
+    /// <summary>The expansion rule <paramref name="name"/> as the sentences of <paramref name="block"/> see it: local first.</summary>
+    public bool TryGetRule(IntentTemplates? block, string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TemplateSequence? rule) =>
+        (block is not null && block.LocalRules.TryGetValue(name, out rule)) || _rules.TryGetValue(name, out rule);
 
     /// <summary>Loads one intents file given as text (for example received over MQTT); <paramref name="source"/> names it in errors.</summary>
     public static IntentLibrary Parse(string yaml, string source)
@@ -165,21 +185,28 @@ public sealed class IntentLibrary
                     slots[Scalar(key)] = value is YamlScalarNode s ? s.Value ?? "" : string.Join(",", ((YamlSequenceNode)value).Children.Select(Scalar));
                 }
             }
-            if (Child(block, "lists") is YamlMappingNode localLists)
+            // A block's own lists and rules are local to it, as in hassil: two blocks may define the same name.
+            var localLists = new Dictionary<string, SlotList>(StringComparer.Ordinal);
+            if (Child(block, "lists") is YamlMappingNode listNodes)
             {
-                foreach ((YamlNode key, YamlNode value) in localLists.Children)
+                foreach ((YamlNode key, YamlNode value) in listNodes.Children)
                 {
-                    _lists[Scalar(key)] = ParseList(Scalar(key), value);
+                    localLists[Scalar(key)] = ParseList(Scalar(key), value);
                 }
             }
-            if (Child(block, "expansion_rules") is YamlMappingNode localRules)
+            var localRules = new Dictionary<string, TemplateSequence>(StringComparer.Ordinal);
+            if (Child(block, "expansion_rules") is YamlMappingNode ruleNodes)
             {
-                foreach ((YamlNode key, YamlNode value) in localRules.Children)
+                foreach ((YamlNode key, YamlNode value) in ruleNodes.Children)
                 {
-                    _rules[Scalar(key)] = TemplateParser.Parse(Scalar(value));
+                    localRules[Scalar(key)] = TemplateParser.Parse(Scalar(value));
                 }
             }
-            _templates.Add(new IntentTemplates(intent, texts.Select(TemplateParser.Parse).ToArray(), texts, slots, file));
+            _templates.Add(new IntentTemplates(intent, texts.Select(TemplateParser.Parse).ToArray(), texts, slots, file)
+            {
+                LocalLists = localLists,
+                LocalRules = localRules,
+            });
         }
     }
 

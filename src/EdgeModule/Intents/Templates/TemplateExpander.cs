@@ -34,7 +34,7 @@ public static class TemplateExpander
                 {
                     for (int attempt = 0; attempt < perTemplate * 4 && seen.Count < perTemplate; attempt++)
                     {
-                        var walk = new Walk(library, random, block.Source, block.SentenceTexts[i]);
+                        var walk = new Walk(library, block, random, block.Source, block.SentenceTexts[i]);
                         walk.Realize(block.Sentences[i], 0);
                         (string text, List<SlotSpan> slots) = walk.Finish();
                         if (text.Length > 0 && seen.Add(text))
@@ -54,7 +54,7 @@ public static class TemplateExpander
         return result;
     }
 
-    private sealed class Walk(IntentLibrary library, Random random, string source, string template)
+    private sealed class Walk(IntentLibrary library, IntentTemplates block, Random random, string source, string template)
     {
         private readonly StringBuilder _text = new();
         private readonly List<SlotSpan> _slots = [];
@@ -86,7 +86,7 @@ public static class TemplateExpander
                     {
                         throw new IntentFileException($"{source}: expansion rules nest more than {MaxRuleDepth} deep in \"{template}\" (a rule refers to itself?)");
                     }
-                    Realize(library.ExpansionRules.TryGetValue(rule.Rule, out TemplateSequence? body) ? body
+                    Realize(library.TryGetRule(block, rule.Rule, out TemplateSequence? body) ? body
                         : throw new IntentFileException($"{source}: expansion rule <{rule.Rule}> used in \"{template}\" is not defined"), depth + 1);
                     break;
                 case TemplateListReference reference:
@@ -97,7 +97,7 @@ public static class TemplateExpander
 
         private void RealizeList(TemplateListReference reference, int depth)
         {
-            if (!library.Lists.TryGetValue(reference.List, out SlotList? list))
+            if (!library.TryGetList(block, reference.List, out SlotList? list))
             {
                 throw new IntentFileException($"{source}: list {{{reference.List}}} used in \"{template}\" is not defined (runtime lists such as area and name come from a fixtures file)");
             }

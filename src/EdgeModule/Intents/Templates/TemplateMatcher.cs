@@ -27,6 +27,10 @@ public sealed class TemplateMatcher
 
     private readonly List<CompiledTemplate> _templates = [];
     private readonly Dictionary<string, RuleNode> _rules = new(StringComparer.Ordinal);
+    // The block being compiled. Blocks with their own lists or rules compile everything under their own cache key,
+    // since even a shared rule may reach a list the block redefines.
+    private IntentTemplates? _scope;
+    private string _scopeKey = "";
     private readonly Dictionary<string, CompiledList> _lists = new(StringComparer.Ordinal);
     private readonly string[] _skipWords;
     private readonly IntentLibrary _library;
@@ -44,6 +48,8 @@ public sealed class TemplateMatcher
         var edge = new TextNode(NextId(), [" "]);
         foreach (IntentTemplates block in library.Templates)
         {
+            _scope = block;
+            _scopeKey = block.HasLocals ? $"{_templates.Count}:{block.Source}:{block.Intent}\u0001" : "";
             for (int i = 0; i < block.Sentences.Count; i++)
             {
                 try
@@ -179,11 +185,11 @@ public sealed class TemplateMatcher
 
     private RuleNode Rule(string name, int depth)
     {
-        if (_rules.TryGetValue(name, out RuleNode? existing))
+        if (_rules.TryGetValue(_scopeKey + name, out RuleNode? existing))
         {
             return existing;
         }
-        if (!_library.ExpansionRules.TryGetValue(name, out TemplateSequence? body))
+        if (!_library.TryGetRule(_scope, name, out TemplateSequence? body))
         {
             throw new IntentFileException($"expansion rule <{name}> is not defined");
         }
@@ -194,14 +200,14 @@ public sealed class TemplateMatcher
         // Registered before its body is compiled, so a rule that refers to itself ends up as a cycle in the graph
         // (the chart treats a cycle as no match) instead of endless compilation.
         var rule = new RuleNode(NextId(), name);
-        _rules[name] = rule;
+        _rules[_scopeKey + name] = rule;
         try
         {
             rule.Body = Compile(body, depth + 1);
         }
         catch
         {
-            _rules.Remove(name);
+            _rules.Remove(_scopeKey + name);
             throw;
         }
         return rule;
@@ -209,11 +215,11 @@ public sealed class TemplateMatcher
 
     private CompiledList List(string name, int depth)
     {
-        if (_lists.TryGetValue(name, out CompiledList? existing))
+        if (_lists.TryGetValue(_scopeKey + name, out CompiledList? existing))
         {
             return existing;
         }
-        if (!_library.Lists.TryGetValue(name, out SlotList? list))
+        if (!_library.TryGetList(_scope, name, out SlotList? list))
         {
             throw new IntentFileException($"list {{{name}}} is not defined (runtime lists such as area and name come from a fixtures file)");
         }
@@ -237,7 +243,7 @@ public sealed class TemplateMatcher
                 compiled.Spoken.Add((Compile(value.Spoken, depth + 1), i));
             }
         }
-        _lists[name] = compiled;
+        _lists[_scopeKey + name] = compiled;
         return compiled;
     }
 
