@@ -30,6 +30,8 @@ internal static class CommandLine
                       [--profile hermes,native] [--intents FILE] [--model FILE] [--site ID] [--threads N]
                       [--Section:Key VALUE ...]
                                     the MQTT module: transcripts in, intents out (see README for every setting)
+          edgeslm health [same settings as run] [--timeout S]
+                                    exit 0 when that module is online (its retained status on its broker)
           edgeslm demo [TEXT...]    the module on an embedded broker with the sample home intents, fed a few transcripts
           edgeslm eval [--model FILE] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N]
                                     train an intent classifier on one file, report accuracy on the other
@@ -57,6 +59,7 @@ internal static class CommandLine
                 ["embed", .. var rest] => ModelCommands.Embed(new Arguments(rest, new HashSet<string>()), output),
                 ["classify", .. var rest] => ClassifyCommand.Run(new Arguments(rest, new HashSet<string>()), output, error),
                 ["run", .. var rest] => ModuleCommands.Run(new Arguments(rest, new HashSet<string>()), error),
+                ["health", .. var rest] => ModuleCommands.Health(new Arguments(rest, new HashSet<string>()), output, error),
                 ["demo", .. var rest] => ModuleCommands.Demo(new Arguments(rest, new HashSet<string>()), output, error),
                 ["eval", .. var rest] => EvalCommand.Run(new Arguments(rest, new HashSet<string> { "json" }), output),
                 [string verb, ..] => Fail(error, ExitUsage, $"Unknown command '{verb}'. Run 'edgeslm --help'."),

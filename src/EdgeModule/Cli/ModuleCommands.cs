@@ -50,6 +50,67 @@ internal static class ModuleCommands
         });
     }
 
+    /// <summary>
+    /// Exit 0 when the module with these settings is online: connects to its broker (the embedded one on
+    /// localhost) and reads the retained <c>edgeslm/&lt;site&gt;/status</c>. For container health checks, where
+    /// there is no shell to run anything else.
+    /// </summary>
+    public static int Health(Arguments args, TextWriter output, TextWriter error)
+    {
+        int timeout = args.IntOption("timeout", 5, 1, 300);
+        (ModuleSettings settings, IConfiguration _) = Settings(args, error, out int exit);
+        if (exit != CommandLine.ExitOk)
+        {
+            return exit;
+        }
+        BrokerAddress address = BrokerAddress.Parse(settings.Mqtt.Broker);
+        if (address.Embedded)
+        {
+            address = address with { Port = settings.Mqtt.EmbeddedPort };
+        }
+        string topic = $"edgeslm/{settings.SiteId}/status";
+        string status = HealthStatusAsync(settings, address, topic, TimeSpan.FromSeconds(timeout)).GetAwaiter().GetResult();
+        if (status == "online")
+        {
+            output.WriteLine($"{topic}: online");
+            return CommandLine.ExitOk;
+        }
+        error.WriteLine($"edgeslm: {topic}: {status}");
+        return CommandLine.ExitFailure;
+    }
+
+    private static async Task<string> HealthStatusAsync(ModuleSettings settings, BrokerAddress address, string topic, TimeSpan timeout)
+    {
+        using IMqttClient client = new MqttClientFactory().CreateMqttClient();
+        var status = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.ApplicationMessageReceivedAsync += e =>
+        {
+            status.TrySetResult(Encoding.UTF8.GetString(e.ApplicationMessage.Payload));
+            return Task.CompletedTask;
+        };
+        // A throwaway clean session with no last will: a health check must never publish "offline" for the module.
+        var builder = new MqttClientOptionsBuilder().WithTcpServer(address.Host, address.Port)
+            .WithClientId($"edgeslm-health-{Guid.NewGuid():N}"[..30]).WithCleanStart(true).WithTimeout(timeout);
+        builder = Messaging.MqttConnection.WithSecurity(builder, settings.Mqtt, address);
+        try
+        {
+            using var deadline = new CancellationTokenSource(timeout);
+            await client.ConnectAsync(builder.Build(), deadline.Token);
+            await client.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtMostOnce, deadline.Token);
+            string value = await status.Task.WaitAsync(deadline.Token);
+            await client.DisconnectAsync();
+            return value;
+        }
+        catch (OperationCanceledException)
+        {
+            return client.IsConnected ? "no status (the module has never connected to this broker)" : "the broker did not answer";
+        }
+        catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or System.Net.Sockets.SocketException or IOException)
+        {
+            return $"cannot reach the broker at {address.Host}:{address.Port} ({e.Message})";
+        }
+    }
+
     private static readonly string[] DemoSentences =
     [
         "turn on the kitchen lights",

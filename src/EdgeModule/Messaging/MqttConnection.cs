@@ -72,6 +72,13 @@ public sealed class MqttConnection : IAsyncDisposable
         builder = v5
             ? builder.WithCleanStart(false).WithSessionExpiryInterval((uint)settings.SessionExpirySeconds)
             : builder.WithCleanSession(false);
+        builder = WithSecurity(builder, settings, address);
+        return builder.Build();
+    }
+
+    /// <summary>Credentials and TLS (server validation against the CA file or the system store, client certificate).</summary>
+    internal static MqttClientOptionsBuilder WithSecurity(MqttClientOptionsBuilder builder, MqttSettings settings, BrokerAddress address)
+    {
         if (!string.IsNullOrEmpty(settings.Username))
         {
             builder = builder.WithCredentials(settings.Username, settings.Password ?? "");
@@ -97,7 +104,7 @@ public sealed class MqttConnection : IAsyncDisposable
                 }
             });
         }
-        return builder.Build();
+        return builder;
     }
 
     /// <summary>Connects, and reconnects after every loss, until <paramref name="stopping"/> is cancelled.</summary>

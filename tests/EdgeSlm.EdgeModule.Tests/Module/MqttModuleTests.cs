@@ -124,6 +124,24 @@ public sealed class MqttModuleTests(ConvertedModels models)
     }
 
     [Fact]
+    public async Task Health_command_says_online_only_while_the_module_runs()
+    {
+        using var broker = Mosquitto.Start();
+        (int before, string beforeOutput) = ModuleProcess.RunToEnd(TimeSpan.FromSeconds(60), "health", "--broker", broker.Url, "--site", "hc", "--timeout", "2");
+        Assert.Equal(1, before);
+        Assert.Contains("edgeslm/hc/status", beforeOutput);
+        await using (var module = await InProcessModule.StartAsync(models, broker.Url, new Dictionary<string, string?> { ["SiteId"] = "hc" }))
+        {
+            (int running, string output) = ModuleProcess.RunToEnd(TimeSpan.FromSeconds(60), "health", "--broker", broker.Url, "--site", "hc");
+            Assert.True(running == 0, output);
+        }
+        // Stopped cleanly: the retained status says offline.
+        (int after, string afterOutput) = ModuleProcess.RunToEnd(TimeSpan.FromSeconds(60), "health", "--broker", broker.Url, "--site", "hc");
+        Assert.Equal(1, after);
+        Assert.Contains("offline", afterOutput);
+    }
+
+    [Fact]
     public async Task Hermes_intentFilter_that_excludes_the_intent_gives_intentNotRecognized_with_the_request_fields()
     {
         using var broker = Mosquitto.Start();
