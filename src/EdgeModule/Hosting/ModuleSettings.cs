@@ -1,3 +1,4 @@
+using EdgeSlm.EdgeModule.Azure;
 using EdgeSlm.EdgeModule.Protocols;
 using EdgeSlm.EdgeModule.Telemetry;
 
@@ -18,7 +19,7 @@ public sealed class ModuleSettings
     /// <summary>Intents file or folder (hassil YAML, or JSONL examples); empty: the sample home intents built in.</summary>
     public string? Intents { get; set; }
 
-    /// <summary>Comma-separated protocol profiles: hermes, native.</summary>
+    /// <summary>Comma-separated protocol profiles: hermes, native; azure (the only one) when the Azure section is configured.</summary>
     public string Profiles { get; set; } = "hermes,native";
 
     /// <summary>Inference threads (the thermal governor may lower them while the CPU is hot).</summary>
@@ -44,6 +45,9 @@ public sealed class ModuleSettings
     public HomeAssistantSettings HomeAssistant { get; set; } = new();
     public TelemetrySettings Telemetry { get; set; } = new();
 
+    /// <summary>IoT Hub / IoT Edge: when configured, the module connects there instead of <c>Mqtt:Broker</c>.</summary>
+    public AzureSettings Azure { get; set; } = new();
+
     public ProtocolProfile ParsedProfiles()
     {
         var profiles = ProtocolProfile.None;
@@ -53,7 +57,8 @@ public sealed class ModuleSettings
             {
                 "hermes" => ProtocolProfile.Hermes,
                 "native" => ProtocolProfile.Native,
-                _ => throw new SettingsException($"Profiles: unknown profile '{name}' (hermes, native)"),
+                "azure" => ProtocolProfile.Azure,
+                _ => throw new SettingsException($"Profiles: unknown profile '{name}' (hermes, native, azure)"),
             };
         }
         return profiles;
@@ -88,6 +93,11 @@ public sealed class ModuleSettings
             errors.Add($"Hermes:ErrorTopic: '{Hermes.ErrorTopic}' is not a topic to publish on");
         }
         errors.AddRange(Telemetry.Validate());
+        errors.AddRange(Azure.Validate());
+        if (Profiles.Contains("azure", StringComparison.OrdinalIgnoreCase) && !Azure.IsConfigured)
+        {
+            errors.Add("Profiles: azure needs Azure:ConnectionString or the IoT Edge environment (IOTEDGE_WORKLOADURI)");
+        }
         if (!TopicLevel.IsValid(HomeAssistant.DiscoveryPrefix)) errors.Add($"HomeAssistant:DiscoveryPrefix: '{HomeAssistant.DiscoveryPrefix}' is not a topic level");
         return errors;
     }

@@ -23,7 +23,7 @@ public sealed record ReceivedMessage(MqttApplicationMessageReceivedEventArgs Arg
 public sealed class MqttConnection : IAsyncDisposable
 {
     private readonly IMqttClient _client;
-    private readonly MqttClientOptions _options;
+    private readonly Func<CancellationToken, Task<MqttClientOptions>> _options;
     private readonly MqttSettings _settings;
     private readonly IReadOnlyList<string> _subscriptions;
     private readonly Func<ReceivedMessage, Task> _onMessage;
@@ -31,9 +31,22 @@ public sealed class MqttConnection : IAsyncDisposable
     private readonly SemaphoreSlim _connectedSignal = new(0);
     private TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _connection;
-    private volatile bool _stopping;
+    private volatile bool _stopping, _renewing;
+    private volatile MqttProtocolVersion _protocolVersion;
 
     public MqttConnection(MqttSettings settings, BrokerAddress address, string clientId, string statusTopic,
+        IReadOnlyList<string> subscriptions, Func<ReceivedMessage, Task> onMessage, ILogger logger)
+        : this(settings, Fixed(BuildOptions(settings, address, clientId, statusTopic)), statusTopic, subscriptions, onMessage, logger)
+    {
+    }
+
+    /// <summary>
+    /// A connection whose options are built by <paramref name="options"/> before every (re)connection, so that
+    /// credentials can change between them (SAS tokens). With no <paramref name="statusTopic"/>, no online/offline
+    /// status is published (IoT Hub closes a connection that publishes outside its own topics).
+    /// <paramref name="settings"/> gives the keep-alive and the reconnection backoff.
+    /// </summary>
+    public MqttConnection(MqttSettings settings, Func<CancellationToken, Task<MqttClientOptions>> options, string? statusTopic,
         IReadOnlyList<string> subscriptions, Func<ReceivedMessage, Task> onMessage, ILogger logger)
     {
         _settings = settings;
@@ -42,12 +55,14 @@ public sealed class MqttConnection : IAsyncDisposable
         _logger = logger;
         StatusTopic = statusTopic;
         _client = new MqttClientFactory().CreateMqttClient();
-        _options = BuildOptions(settings, address, clientId, statusTopic);
+        _options = options;
         _client.ApplicationMessageReceivedAsync += OnReceived;
         _client.DisconnectedAsync += OnDisconnected;
     }
 
-    public string StatusTopic { get; }
+    private static Func<CancellationToken, Task<MqttClientOptions>> Fixed(MqttClientOptions options) => _ => Task.FromResult(options);
+
+    public string? StatusTopic { get; }
     public bool IsConnected => _client.IsConnected;
 
     /// <summary>Which connection is current: a message received on an earlier one must not be acknowledged on this one.</summary>
@@ -117,10 +132,12 @@ public sealed class MqttConnection : IAsyncDisposable
             {
                 try
                 {
-                    MqttClientConnectResult result = await _client.ConnectAsync(_options, stopping);
+                    MqttClientOptions options = await _options(stopping);
+                    _protocolVersion = options.ProtocolVersion;
+                    MqttClientConnectResult result = await _client.ConnectAsync(options, stopping);
                     long connection = Interlocked.Increment(ref _connection);
                     await SubscribeAsync(stopping);
-                    await _client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(StatusTopic).WithPayload("online"u8.ToArray())
+                    if (StatusTopic is not null) await _client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(StatusTopic).WithPayload("online"u8.ToArray())
                         .WithRetainFlag(true).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build(), stopping);
                     failures = 0;
                     _logger.LogInformation("Connected to the broker (session {SessionState}, connection {Connection})",
@@ -194,7 +211,12 @@ public sealed class MqttConnection : IAsyncDisposable
 
     private Task OnDisconnected(MqttClientDisconnectedEventArgs args)
     {
-        if (args.ClientWasConnected && !_stopping)
+        if (_renewing)
+        {
+            _renewing = false;
+            _logger.LogInformation("Reconnecting with new credentials");
+        }
+        else if (args.ClientWasConnected && !_stopping)
         {
             _logger.LogWarning("Lost the broker ({Reason}{Detail})", args.Reason, args.Exception is null ? "" : ": " + args.Exception.Message);
         }
@@ -210,7 +232,7 @@ public sealed class MqttConnection : IAsyncDisposable
             .WithPayload(message.Payload)
             .WithRetainFlag(message.Retain)
             .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce);
-        if (_options.ProtocolVersion == MqttProtocolVersion.V500)
+        if (_protocolVersion == MqttProtocolVersion.V500)
         {
             if (message.ContentType is not null) builder.WithContentType(message.ContentType);
             if (message.CorrelationData is not null) builder.WithCorrelationData(message.CorrelationData);
@@ -276,6 +298,28 @@ public sealed class MqttConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Disconnects cleanly so that <see cref="RunAsync"/> connects again with freshly built options: how a SAS token
+    /// is renewed, since MQTT 3.1.1 cannot re-authenticate a connection. The session and its unacknowledged
+    /// messages survive on the broker.
+    /// </summary>
+    public async Task ReconnectAsync(CancellationToken cancellation)
+    {
+        if (!_client.IsConnected || _stopping)
+        {
+            return;
+        }
+        _renewing = true;
+        try
+        {
+            await _client.DisconnectAsync(new MqttClientDisconnectOptionsBuilder().WithReason(MqttClientDisconnectOptionsReason.NormalDisconnection).Build(), cancellation);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _logger.LogDebug("Disconnect before reconnecting was not clean: {Reason}", e.Message);
+        }
+    }
+
     /// <summary>Publishes "offline" (retained) and disconnects cleanly; the session stays on the broker.</summary>
     public async Task StopAsync(CancellationToken cancellation)
     {
@@ -284,7 +328,7 @@ public sealed class MqttConnection : IAsyncDisposable
         {
             try
             {
-                await _client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(StatusTopic).WithPayload("offline"u8.ToArray())
+                if (StatusTopic is not null) await _client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(StatusTopic).WithPayload("offline"u8.ToArray())
                     .WithRetainFlag(true).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build(), cancellation);
                 await _client.DisconnectAsync(new MqttClientDisconnectOptionsBuilder().WithReason(MqttClientDisconnectOptionsReason.NormalDisconnection).Build(), cancellation);
             }

@@ -15,7 +15,7 @@ namespace EdgeSlm.EdgeModule.Module;
 public sealed class IntentRuntime : IDisposable
 {
     private readonly BertModel[] _models;
-    private readonly IntentEngineSettings _engineSettings;
+    private IntentEngineSettings _engineSettings;
     private readonly string? _cacheDirectory;
     private readonly int _threads;
     private readonly ILogger _logger;
@@ -37,6 +37,9 @@ public sealed class IntentRuntime : IDisposable
     public SentenceFeatures Features { get; }
 
     public IntentEngine Engine => Volatile.Read(ref _engine);
+
+    /// <summary>The training settings in use; later retrains keep them.</summary>
+    public IntentEngineSettings EngineSettings => Volatile.Read(ref _engineSettings);
 
     public string ModelDescription => string.Join(" + ", _models.Select(m => $"{m.Name} ({Path.GetFileName(m.Path)})"));
 
@@ -73,15 +76,25 @@ public sealed class IntentRuntime : IDisposable
         string.IsNullOrWhiteSpace(path) ? SampleIntents.Load() : IntentDefinitions.Load(path);
 
     /// <summary>Trains on new definitions in the background and swaps the engine in; the old one stays on failure.</summary>
-    public async Task<IntentEngine> RetrainAsync(IntentDefinitions definitions, CancellationToken cancellation)
+    public Task<IntentEngine> RetrainAsync(IntentDefinitions definitions, CancellationToken cancellation) =>
+        RetrainAsync(definitions, null, cancellation);
+
+    /// <summary>
+    /// Trains with new settings too (a threshold set at run time); they stay for later retrains once this one
+    /// succeeds. Retraining is how a setting changes because an engine is immutable once trained. Null: the
+    /// settings in use when this training starts.
+    /// </summary>
+    public async Task<IntentEngine> RetrainAsync(IntentDefinitions definitions, IntentEngineSettings? newSettings, CancellationToken cancellation)
     {
         await _training.WaitAsync(cancellation);
         try
         {
+            IntentEngineSettings settings = newSettings ?? EngineSettings;
             return await Task.Run(() =>
             {
                 using var features = new SentenceFeatures(_models, _threads);
-                IntentEngine engine = IntentEngine.Train(features, definitions, _engineSettings, _cacheDirectory);
+                IntentEngine engine = IntentEngine.Train(features, definitions, settings, _cacheDirectory);
+                Volatile.Write(ref _engineSettings, settings);
                 Volatile.Write(ref _engine, engine);
                 Log(_logger, engine);
                 return engine;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Threading.Channels;
+using EdgeSlm.EdgeModule.Azure;
 using EdgeSlm.EdgeModule.Hosting;
 using EdgeSlm.EdgeModule.Intents;
 using EdgeSlm.EdgeModule.Messaging;
@@ -29,6 +30,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private IntentRuntime? _runtime;
     private EmbeddedBroker? _broker;
+    private AzureModule? _azure;
     private MqttConnection? _connection;
     private Task _connectionLoop = Task.CompletedTask, _workerLoop = Task.CompletedTask;
     private FileSystemWatcher? _watcher;
@@ -39,7 +41,8 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
         _settings = settings;
         _counters = counters;
         _logger = logger;
-        _profiles = settings.ParsedProfiles();
+        // IoT Hub and edgeHub take no topics but their own: with Azure configured, the module speaks only that.
+        _profiles = settings.Azure.IsConfigured ? ProtocolProfile.Azure : settings.ParsedProfiles();
         _hermes = new HermesProtocol(settings.Hermes.ErrorTopic);
         _native = new NativeProtocol(settings.SiteId);
         _intentsSetTopic = $"edgeslm/{settings.SiteId}/intents/set";
@@ -60,7 +63,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 
     /// <summary>Publishes a message of the module's own (telemetry); waits out disconnections.</summary>
     public Task PublishAsync(OutgoingMessage message, CancellationToken cancellation) =>
-        _connection is null ? Task.CompletedTask : _connection.PublishAsync(message, cancellation);
+        _connection is null ? Task.CompletedTask : _connection.PublishAsync(_azure?.Telemetry(message) ?? message, cancellation);
 
     public IntentRuntime Runtime => _runtime ?? throw new InvalidOperationException("not started");
 
@@ -68,6 +71,17 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _runtime = IntentRuntime.Start(_settings, _logger);
+        if (_profiles == ProtocolProfile.Azure)
+        {
+            _azure = new AzureModule(_settings, IotHubConnector.Create(_settings.Azure, _settings.Mqtt, _logger), () => Runtime, _logger, _stopping.Token);
+            _connection = _azure.CreateConnection(OnMessageAsync);
+            _connection.Connected += OnConnectedAsync;
+            _connectionLoop = Task.WhenAll(Task.Run(() => _connection.RunAsync(_stopping.Token)), Task.Run(() => _azure.RunAsync(_stopping.Token)));
+            _workerLoop = Task.Run(() => WorkAsync(_stopping.Token));
+            WatchIntentsFile();
+            _logger.LogInformation("EdgeSlm running: site {Site}, Azure IoT {Endpoint}, {Threads} threads", _settings.SiteId, _azure.Endpoint, _settings.Threads);
+            return;
+        }
         BrokerAddress address = BrokerAddress.Parse(_settings.Mqtt.Broker);
         if (address.Embedded)
         {
@@ -105,7 +119,11 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     private async Task OnConnectedAsync(bool sessionPresent)
     {
         _firstConnection.TrySetResult();
-        if (_settings.HomeAssistant.Discovery)
+        if (_azure is not null)
+        {
+            await _azure.OnConnectedAsync();
+        }
+        else if (_settings.HomeAssistant.Discovery)
         {
             await PublishDiscoveryAsync(Runtime.Engine);
         }
@@ -113,6 +131,12 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 
     private async Task OnMessageAsync(ReceivedMessage message)
     {
+        if (_azure is not null && _azure.IsControl(message.Message.Topic))
+        {
+            _azure.HandleControl(message);
+            await _connection!.AcknowledgeAsync(message, _stopping.Token);
+            return;
+        }
         if (message.Message.Topic == _intentsSetTopic)
         {
             HandleIntentsSet(message);
@@ -209,7 +233,12 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
                 case RequestError error:
                     _counters.Inference.RecordFailed();
                     _logger.LogWarning("Rejected a message on {Topic} (id {Id}): {Reason}", batch[i].Message.Topic, error.Id, error.Reason);
-                    await connection.PublishAsync(error.Profile == ProtocolProfile.Hermes ? _hermes.Error(error) : _native.Error(error), stopping);
+                    await connection.PublishAsync(error.Profile switch
+                    {
+                        ProtocolProfile.Hermes => _hermes.Error(error),
+                        ProtocolProfile.Azure => _azure!.Error(error),
+                        _ => _native.Error(error),
+                    }, stopping);
                     break;
                 default:
                     continue;
@@ -221,6 +250,10 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     private object Parse(ReceivedMessage message)
     {
         var m = message.Message;
+        if (_azure is not null)
+        {
+            return _azure.Parse(message);
+        }
         if (m.Topic == HermesProtocol.QueryTopic && _profiles.HasFlag(ProtocolProfile.Hermes))
         {
             return _hermes.Parse(m.Topic, m.Payload, _settings.MaxPayloadBytes);
@@ -234,6 +267,11 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 
     private IEnumerable<OutgoingMessage> Answers(TranscriptRequest request, IntentResult result, double elapsed)
     {
+        if (request.Profile == ProtocolProfile.Azure)
+        {
+            yield return _azure!.Result(request, result, elapsed);
+            yield break;
+        }
         if (request.Profile == ProtocolProfile.Hermes)
         {
             foreach (OutgoingMessage message in _hermes.Results(request, result)) yield return message;
@@ -327,7 +365,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
             await PublishStatusAsync("training", null, null);
             IntentEngine engine = await Runtime.RetrainAsync(definitions, _stopping.Token);
             await PublishStatusAsync("ready", null, engine);
-            if (_settings.HomeAssistant.Discovery)
+            if (_settings.HomeAssistant.Discovery && _azure is null)
             {
                 await PublishDiscoveryAsync(engine);
             }
@@ -344,6 +382,11 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 
     private async Task PublishStatusAsync(string status, string? error, IntentEngine? engine)
     {
+        if (_azure is not null)
+        {
+            await _azure.ReportTrainingAsync(status, error, engine);
+            return;
+        }
         byte[] payload = JsonFields.Object(w =>
         {
             w.WriteString("status", status);
@@ -395,6 +438,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
         _reloadDebounce?.Dispose();
         if (_connection is not null) await _connection.DisposeAsync();
         if (_broker is not null) await _broker.DisposeAsync();
+        _azure?.Dispose();
         _runtime?.Dispose();
         _stopping.Dispose();
     }

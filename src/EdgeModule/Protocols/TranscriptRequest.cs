@@ -7,6 +7,8 @@ public enum ProtocolProfile
     None = 0,
     Hermes = 1,
     Native = 2,
+    /// <summary>Azure IoT Hub / IoT Edge: module input and output, twin, direct methods (see Azure/AzureModule).</summary>
+    Azure = 4,
 }
 
 /// <summary>
