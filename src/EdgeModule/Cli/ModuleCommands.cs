@@ -111,15 +111,17 @@ internal static class ModuleCommands
         }
     }
 
+    // Template matches first, then paraphrases no template lists (the classifier's path), then things to refuse.
     private static readonly string[] DemoSentences =
     [
         "turn on the kitchen lights",
         "dim the living room lights to 30 percent",
-        "set the thermostat to twenty one degrees",
         "set a timer for ten minutes",
-        "what's the weather like tomorrow",
+        "i'd like the kitchen light on, thanks",
+        "will it rain tomorrow",
+        "crank up the heating to twenty one degrees",
         "play some jazz in the living room",
-        "could you make me a sandwich",
+        "how tall is mount everest",
     ];
 
     private static async Task DemoClientAsync(int port, string siteId, string[] sentences, TextWriter output)
