@@ -96,6 +96,11 @@ public sealed class IntentLibrary
         {
             throw new IntentFileException($"{file}: not valid YAML ({e.Start.Line}:{e.Start.Column}: {e.Message})");
         }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet's scanner fails this way, not with a YamlException, on some malformed plain scalars.
+            throw new IntentFileException($"{file}: not valid YAML ({e.Message})");
+        }
 
         try
         {
@@ -162,7 +167,12 @@ public sealed class IntentLibrary
             {
                 foreach ((YamlNode key, YamlNode value) in fixedSlots.Children)
                 {
-                    slots[Scalar(key)] = value is YamlScalarNode s ? s.Value ?? "" : string.Join(",", ((YamlSequenceNode)value).Children.Select(Scalar));
+                    slots[Scalar(key)] = value switch
+                    {
+                        YamlScalarNode s => s.Value ?? "",
+                        YamlSequenceNode list => string.Join(",", list.Children.Select(Scalar)),
+                        _ => throw new TemplateFormatException($"slot '{Scalar(key)}' at line {value.Start.Line}: expected text or a list of text, found a {value.NodeType.ToString().ToLowerInvariant()}"),
+                    };
                 }
             }
             if (Child(block, "lists") is YamlMappingNode localLists)
