@@ -97,11 +97,11 @@ public sealed class ParserRobustnessTests
         Assert.Single(TemplateParser.Parse(template).Items);
     }
 
-    [Fact]
-    public void Yaml_that_stops_the_yaml_reader_without_a_YamlException_is_an_intents_file_error()
+    [Theory]
+    [InlineData("lists:\n  r:\n    range: {from: 10, to: 1`\nintR:\u0010\0: [{s: [\"{r}\"]}]}\n")]
+    [InlineData(" ists:\n  : }\nintunts:\n lLents:\n  L:\u0004{lLents:\n  L:\u0004{d")]
+    public void Yaml_that_stops_the_yaml_reader_without_a_YamlException_is_an_intents_file_error(string yaml)
     {
-        const string yaml = "lists:\n  r:\n    range: {from: 10, to: 1`\nintR:\u0010\0: [{s: [\"{r}\"]}]}\n";
-
         var e = Assert.Throws<IntentFileException>(() => IntentLibrary.Parse(yaml, "scanner.yaml"));
 
         Assert.Contains("not valid YAML", e.Message);

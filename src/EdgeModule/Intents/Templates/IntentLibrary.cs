@@ -96,9 +96,9 @@ public sealed class IntentLibrary
         {
             throw new IntentFileException($"{file}: not valid YAML ({e.Start.Line}:{e.Start.Column}: {e.Message})");
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
-            // YamlDotNet's scanner fails this way, not with a YamlException, on some malformed plain scalars.
+            // YamlDotNet fails this way, not with a YamlException, on some malformed input (found by fuzzing).
             throw new IntentFileException($"{file}: not valid YAML ({e.Message})");
         }
 
