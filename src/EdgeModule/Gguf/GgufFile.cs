@@ -240,7 +240,13 @@ public sealed unsafe class GgufFile : IDisposable
             {
                 throw new GgufFormatException($"tensor '{name}' starts at offset {offset}, not a multiple of the alignment {alignment}");
             }
-            long byteSize = elements / traits.BlockElements * traits.BlockBytes; // no overflow: bytes per element <= 4
+            // Compared before multiplying: 2^62 f32 elements are 2^64 bytes, which wraps to 0 in a long.
+            long blocks = elements / traits.BlockElements;
+            if (blocks > reader.Length / traits.BlockBytes)
+            {
+                throw new GgufFormatException($"tensor '{name}' ({string.Join(" x ", dimensions)} {traits.Name}) runs past the end of the file: it needs more bytes than the whole file has ({reader.Length})");
+            }
+            long byteSize = blocks * traits.BlockBytes;
             tensors.Add(new GgufTensorInfo(name, dimensions, traits.Type, (long)Math.Min(offset, long.MaxValue), byteSize));
         }
 

@@ -84,21 +84,24 @@ public sealed class NativeProtocol(string siteId)
         }), CorrelationData: error.CorrelationData);
 }
 
-/// <summary>Reads optional fields of incoming JSON strictly: a field of the wrong type is an error, not a default.</summary>
+/// <summary>
+/// Reads optional fields of incoming JSON strictly: a field of the wrong type is an error, not a default, and so is
+/// what the writer of the answer could not write back. Every error is a <see cref="FormatException"/>.
+/// </summary>
 internal static class JsonFields
 {
     public static string? String(JsonElement root, string name)
     {
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty(name, out JsonElement value) || value.ValueKind == JsonValueKind.Null)
+        if (!TryGet(root, name, out JsonElement value))
         {
             return null;
         }
-        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw new FormatException($"\"{name}\" must be a string");
+        return value.ValueKind == JsonValueKind.String ? Text(value, name) : throw new FormatException($"\"{name}\" must be a string");
     }
 
     public static IReadOnlyCollection<string>? StringArray(JsonElement root, string name)
     {
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty(name, out JsonElement value) || value.ValueKind == JsonValueKind.Null)
+        if (!TryGet(root, name, out JsonElement value))
         {
             return null;
         }
@@ -109,18 +112,48 @@ internal static class JsonFields
         var items = new HashSet<string>(StringComparer.Ordinal);
         foreach (JsonElement item in value.EnumerateArray())
         {
-            items.Add(item.ValueKind == JsonValueKind.String ? item.GetString()! : throw new FormatException($"\"{name}\" must be an array of strings"));
+            items.Add(item.ValueKind == JsonValueKind.String ? Text(item, name) : throw new FormatException($"\"{name}\" must be an array of strings"));
         }
         return items;
     }
 
     public static float? Number(JsonElement root, string name)
     {
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty(name, out JsonElement value) || value.ValueKind == JsonValueKind.Null)
+        if (!TryGet(root, name, out JsonElement value))
         {
             return null;
         }
-        return value.ValueKind == JsonValueKind.Number ? value.GetSingle() : throw new FormatException($"\"{name}\" must be a number");
+        // GetSingle turns 1e39 into infinity, which no JSON answer can carry.
+        return value.ValueKind == JsonValueKind.Number && value.GetSingle() is float number && float.IsFinite(number)
+            ? number
+            : throw new FormatException($"\"{name}\" must be a finite number (single precision)");
+    }
+
+    // System.Text.Json accepts escapes that make no valid UTF-16 ("\ud800") while parsing, and throws
+    // InvalidOperationException only when such a string, or a property name compared on the way, is read.
+    private static bool TryGet(JsonElement root, string name, out JsonElement value)
+    {
+        value = default;
+        try
+        {
+            return root.ValueKind == JsonValueKind.Object && root.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null;
+        }
+        catch (InvalidOperationException)
+        {
+            throw new FormatException($"a property name is not valid UTF-16 (an escaped lone surrogate) where \"{name}\" was looked for");
+        }
+    }
+
+    private static string Text(JsonElement value, string name)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw new FormatException($"\"{name}\" is not valid UTF-16 (an escaped lone surrogate)");
+        }
     }
 
     public static byte[] Object(Action<Utf8JsonWriter> fields)

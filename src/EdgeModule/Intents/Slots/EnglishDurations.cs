@@ -21,6 +21,9 @@ public sealed record DurationMatch(TimeSpan Duration, int Start, int End, IReadO
 /// </summary>
 public static class EnglishDurations
 {
+    /// <summary>About 3,000 years: the longest duration read as one (TimeSpan ends near 29,000 years).</summary>
+    private const double MaxSeconds = 1e11;
+
     public static List<DurationMatch> Find(string text)
     {
         List<Word> words = Words.Split(text);
@@ -72,8 +75,12 @@ public static class EnglishDurations
             j = after;
         }
         if (parts.Count == 0) return null;
-        next = j;
         double seconds = parts.Sum(p => p.Amount * (p.Unit switch { DurationUnit.Hours => 3600, DurationUnit.Minutes => 60, _ => 1 }));
+        if (!(seconds <= MaxSeconds))
+        {
+            return null; // "99999999999999 hours" is no timer, and beyond TimeSpan's range
+        }
+        next = j;
         return new DurationMatch(TimeSpan.FromSeconds(seconds), words[i].Start, end, parts);
     }
 

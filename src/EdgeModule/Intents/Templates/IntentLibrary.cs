@@ -116,6 +116,11 @@ public sealed class IntentLibrary
         {
             throw new IntentFileException($"{file}: not valid YAML ({e.Start.Line}:{e.Start.Column}: {e.Message})");
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet fails this way, not with a YamlException, on some malformed input (found by fuzzing).
+            throw new IntentFileException($"{file}: not valid YAML ({e.Message})");
+        }
 
         try
         {
@@ -182,7 +187,12 @@ public sealed class IntentLibrary
             {
                 foreach ((YamlNode key, YamlNode value) in fixedSlots.Children)
                 {
-                    slots[Scalar(key)] = value is YamlScalarNode s ? s.Value ?? "" : string.Join(",", ((YamlSequenceNode)value).Children.Select(Scalar));
+                    slots[Scalar(key)] = value switch
+                    {
+                        YamlScalarNode s => s.Value ?? "",
+                        YamlSequenceNode list => string.Join(",", list.Children.Select(Scalar)),
+                        _ => throw new TemplateFormatException($"slot '{Scalar(key)}' at line {value.Start.Line}: expected text or a list of text, found a {value.NodeType.ToString().ToLowerInvariant()}"),
+                    };
                 }
             }
             // A block's own lists and rules are local to it, as in hassil: two blocks may define the same name.

@@ -101,12 +101,17 @@ public static class TemplateExpander
             {
                 throw new IntentFileException($"{source}: list {{{reference.List}}} used in \"{template}\" is not defined (runtime lists such as area and name come from a fixtures file)");
             }
+            if (depth >= MaxRuleDepth)
+            {
+                throw new IntentFileException($"{source}: lists and expansion rules nest more than {MaxRuleDepth} deep in \"{template}\" (a list value refers to its own list?)");
+            }
             int start = _text.Length;
             string value;
             if (list.Range is NumberRange range)
             {
-                int steps = (range.To - range.From) / range.Step;
-                int number = range.From + random.Next(steps + 1) * range.Step;
+                // In 64 bits: from -2e9 to 2e9 spans more than an int.
+                long steps = ((long)range.To - range.From) / range.Step;
+                int number = (int)(range.From + random.NextInt64(steps + 1) * range.Step);
                 value = number.ToString(CultureInfo.InvariantCulture);
                 Append(range.Type == "percentage" ? value + "%" : value);
             }

@@ -27,6 +27,9 @@ public sealed class TemplateFormatException(string message) : Exception(message)
 /// <summary>Parses hassil templates by recursive descent.</summary>
 public static class TemplateParser
 {
+    /// <summary>Groups inside groups: Home Assistant's templates nest 4 deep; a limit keeps the recursion off the stack's end.</summary>
+    public const int MaxNesting = 32;
+
     public static TemplateSequence Parse(string template)
     {
         // A whole template may itself be alternatives: "(a b)|(c d)".
@@ -34,7 +37,7 @@ public static class TemplateParser
         var options = new List<TemplateExpression>();
         while (true)
         {
-            options.Add(ParseSequence(template, ref position));
+            options.Add(ParseSequence(template, ref position, 0));
             if (position >= template.Length)
             {
                 break;
@@ -48,7 +51,7 @@ public static class TemplateParser
         return options.Count == 1 ? (TemplateSequence)options[0] : new TemplateSequence([new TemplateAlternatives(options, Optional: false)]);
     }
 
-    private static TemplateSequence ParseSequence(string template, ref int position)
+    private static TemplateSequence ParseSequence(string template, ref int position, int nesting)
     {
         var items = new List<TemplateExpression>();
         var text = new StringBuilder();
@@ -70,7 +73,7 @@ public static class TemplateParser
                     return new TemplateSequence(items);
                 case '(' or '[':
                     Flush();
-                    items.Add(ParseGroup(template, ref position));
+                    items.Add(ParseGroup(template, ref position, nesting + 1));
                     break;
                 case '{':
                     Flush();
@@ -96,16 +99,20 @@ public static class TemplateParser
         return new TemplateSequence(items);
     }
 
-    private static TemplateExpression ParseGroup(string template, ref int position)
+    private static TemplateExpression ParseGroup(string template, ref int position, int nesting)
     {
         int start = position;
+        if (nesting > MaxNesting)
+        {
+            throw Error(template, start, $"groups nest more than {MaxNesting} deep");
+        }
         char open = template[position++];
         char close = open == '(' ? ')' : ']';
         var options = new List<TemplateExpression>();
         bool permutation = false, alternatives = false;
         while (true)
         {
-            options.Add(ParseSequence(template, ref position));
+            options.Add(ParseSequence(template, ref position, nesting));
             if (position >= template.Length)
             {
                 throw Error(template, start, $"'{open}' is never closed");

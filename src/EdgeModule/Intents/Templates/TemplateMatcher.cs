@@ -223,6 +223,11 @@ public sealed class TemplateMatcher
         {
             throw new IntentFileException($"list {{{name}}} is not defined (runtime lists such as area and name come from a fixtures file)");
         }
+        // A list is registered only once its values are compiled, so a value that refers to its own list recurses.
+        if (depth > MaxRuleDepth)
+        {
+            throw new IntentFileException($"lists and expansion rules nest more than {MaxRuleDepth} deep at {{{name}}} (a list value refers to its own list?)");
+        }
         var compiled = new CompiledList(list);
         for (int i = 0; i < list.Values.Count; i++)
         {
