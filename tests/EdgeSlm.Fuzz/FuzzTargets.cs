@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text;
+using EdgeSlm.EdgeModule.Azure;
 using EdgeSlm.EdgeModule.Gguf;
 using EdgeSlm.EdgeModule.Intents;
 using EdgeSlm.EdgeModule.Intents.Slots;
@@ -29,14 +30,10 @@ public readonly record struct FuzzOutcome(bool Accepted, string Detail)
 public static class FuzzTargets
 {
     /// <summary>
-    /// Every target; CI fuzzes each for the same time and the replay test reads each one's corpus folder. Still to
-    /// come with the Azure IoT Edge module: <c>azure-twin</c> (the twin's desired properties) and <c>azure-method</c>
-    /// (direct method payloads). Add each here and in <see cref="Run"/>, with a seed corpus in corpus/&lt;name&gt;/.
+    /// Every target; CI fuzzes each for the same time and the replay test reads each one's corpus folder. A new
+    /// parser of outside data goes here and in <see cref="Run"/>, with a seed corpus in corpus/&lt;name&gt;/.
     /// </summary>
-    public static IReadOnlyList<string> Names { get; } = ["gguf", "onnx", "intents-yaml", "template", "hermes", "native"];
-
-    /// <summary>Parsers of outside data that are not in this branch yet (see <see cref="Names"/>).</summary>
-    public static IReadOnlyList<string> Planned { get; } = ["azure-twin", "azure-method"];
+    public static IReadOnlyList<string> Names { get; } = ["gguf", "onnx", "intents-yaml", "template", "hermes", "native", "azure-twin", "azure-method"];
 
     // What the module itself uses: MaxPayloadBytes' default, the engine's expansion settings.
     private const int MaxPayloadBytes = 8192;
@@ -55,7 +52,8 @@ public static class FuzzTargets
         "template" => Template(input),
         "hermes" => Hermes(input),
         "native" => Native(input),
-        _ when Planned.Contains(target) => throw new ArgumentException($"fuzz target '{target}' is planned but its parser is not in this branch yet", nameof(target)),
+        "azure-twin" => AzureTwin(input),
+        "azure-method" => AzureMethod(input),
         _ => throw new ArgumentException($"no fuzz target '{target}' (targets: {string.Join(", ", Names)})", nameof(target)),
     };
 
@@ -203,6 +201,47 @@ public static class FuzzTargets
     /// extractors of the built-in intents), then the answers the module would publish: not recognized, and
     /// recognized with a slot over the whole text.
     /// </summary>
+    /// <summary>A twin document (GET response) or a desired-properties patch, then the intents YAML it carries.</summary>
+    private static FuzzOutcome AzureTwin(byte[] input)
+    {
+        DesiredState state;
+        try
+        {
+            // Read both ways: as the whole twin (at connection) and as a patch (later); the patch's state is used.
+            (DesiredState whole, _) = AzurePayloads.Desired(Segmented(input), whole: true, new DesiredState(null, null), configuredThreshold: 0.5);
+            (state, _) = AzurePayloads.Desired(Segmented(input), whole: false, whole, configuredThreshold: 0.5);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException)
+        {
+            return FuzzOutcome.Refused(e);
+        }
+        if (state.IntentsYaml is string yaml)
+        {
+            try
+            {
+                IntentDefinitions.FromYaml(yaml, "twin");
+            }
+            catch (Exception e) when (e is IntentFileException or TemplateFormatException)
+            {
+                return FuzzOutcome.Refused(e);
+            }
+        }
+        return FuzzOutcome.Read($"threshold {state.Threshold?.ToString(CultureInfo.InvariantCulture) ?? "unset"}, intents {state.IntentsYaml?.Length ?? 0} chars");
+    }
+
+    /// <summary>A <c>classify</c> direct method: the payload as IoT Hub delivers it, answered as the module answers.</summary>
+    private static FuzzOutcome AzureMethod(byte[] input)
+    {
+        var native = new NativeProtocol("default");
+        const string topic = "$iothub/methods/POST/classify/?$rid=1";
+        return AzurePayloads.MethodRequest(topic, Segmented(input), MaxPayloadBytes, "default", native, "$iothub/methods/res/200/?$rid=1", "$iothub/methods/res/400/?$rid=1") switch
+        {
+            TranscriptRequest request => Answered(request, r => [native.Result(request, r, 1.5)]),
+            RequestError error => Refused(error, native.Error(error)),
+            var other => throw new InvalidOperationException($"AzurePayloads.MethodRequest returned {other?.GetType().Name ?? "null"}"),
+        };
+    }
+
     private static FuzzOutcome Answered(TranscriptRequest request, Func<IntentResult, List<OutgoingMessage>> answer)
     {
         string text = request.Text;

@@ -133,40 +133,14 @@ public sealed class AzureModule : IDisposable
         string? input = Topics.InputName(topic);
         if (input is not null && (Topics.ModuleId is null || input == _settings.Azure.InputName))
         {
-            return AsAzure(_native.Parse(topic, payload, _settings.MaxPayloadBytes, null, null), null);
+            return AzurePayloads.AsAzure(_native.Parse(topic, payload, _settings.MaxPayloadBytes, null, null), null);
         }
         string reason = input is null ? $"no protocol reads topic {topic}" : $"no transcripts are read from input '{input}' (Azure:InputName is '{_settings.Azure.InputName}')";
         return new RequestError(ProtocolProfile.Azure, PayloadReader.DerivedId(topic, payload), reason, _settings.SiteId);
     }
 
-    private object ParseMethod(string topic, ReadOnlySequence<byte> payload, string ok, string bad)
-    {
-        // IoT Hub sends the method's payload as JSON: a string is the transcript itself.
-        if (PayloadReader.TryReadText(payload, _settings.MaxPayloadBytes, out string text, out _) && text.TrimStart().StartsWith('"'))
-        {
-            string id = PayloadReader.DerivedId(topic, payload);
-            try
-            {
-                using JsonDocument json = JsonDocument.Parse(text);
-                string transcript = json.RootElement.GetString() ?? "";
-                return string.IsNullOrWhiteSpace(transcript)
-                    ? new RequestError(ProtocolProfile.Azure, id, "empty transcript", _settings.SiteId, ResponseTopic: bad)
-                    : new TranscriptRequest(ProtocolProfile.Azure, id, transcript.Trim(), _settings.SiteId, ResponseTopic: ok, IdGiven: false);
-            }
-            catch (JsonException e)
-            {
-                return new RequestError(ProtocolProfile.Azure, id, $"invalid JSON: {e.Message}", _settings.SiteId, ResponseTopic: bad);
-            }
-        }
-        return AsAzure(_native.Parse(topic, payload, _settings.MaxPayloadBytes, ok, null), bad);
-    }
-
-    private static object AsAzure(object parsed, string? errorTopic) => parsed switch
-    {
-        TranscriptRequest request => request with { Profile = ProtocolProfile.Azure },
-        RequestError error => error with { Profile = ProtocolProfile.Azure, ResponseTopic = errorTopic },
-        _ => parsed,
-    };
+    private object ParseMethod(string topic, ReadOnlySequence<byte> payload, string ok, string bad) =>
+        AzurePayloads.MethodRequest(topic, payload, _settings.MaxPayloadBytes, _settings.SiteId, _native, ok, bad);
 
     /// <summary>The native protocol's result JSON, on the output (or as the classify method's response).</summary>
     public OutgoingMessage Result(TranscriptRequest request, IntentResult result, double elapsedMilliseconds) =>
@@ -187,21 +161,14 @@ public sealed class AzureModule : IDisposable
         long version;
         try
         {
-            using JsonDocument json = JsonDocument.Parse(payload);
-            JsonElement root = json.RootElement;
-            if (whole)
-            {
-                root = root.TryGetProperty("desired", out JsonElement d) ? d : default;
-            }
-            version = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("$version", out JsonElement v) && v.TryGetInt64(out long n) ? n : -1;
             lock (_desiredLock)
             {
+                DesiredState start = whole ? new DesiredState(_settings.Threshold, null) : _desired;
+                (desired, version) = AzurePayloads.Desired(payload, whole, start, _settings.Threshold);
                 if (!whole && version >= 0 && version <= _desiredVersion)
                 {
                     return; // already in the twin we read
                 }
-                DesiredState start = whole ? new DesiredState(_settings.Threshold, null) : _desired;
-                desired = Read(root, start);
                 _desired = desired;
                 _desiredVersion = version;
             }
@@ -213,41 +180,6 @@ public sealed class AzureModule : IDisposable
             return;
         }
         _ = ApplyAsync(desired, version, whole);
-    }
-
-    /// <summary>The desired state after <paramref name="properties"/> (the whole desired document, or a patch: null removes).</summary>
-    private DesiredState Read(JsonElement properties, DesiredState start)
-    {
-        if (properties.ValueKind != JsonValueKind.Object)
-        {
-            return start;
-        }
-        DesiredState state = start;
-        if (properties.TryGetProperty(ThresholdProperty, out JsonElement threshold))
-        {
-            state = state with
-            {
-                Threshold = threshold.ValueKind switch
-                {
-                    JsonValueKind.Null => _settings.Threshold,
-                    JsonValueKind.Number when threshold.GetDouble() is >= 0 and <= 1 => threshold.GetDouble(),
-                    _ => throw new FormatException($"\"{ThresholdProperty}\" must be a number between 0 and 1, or null"),
-                },
-            };
-        }
-        if (properties.TryGetProperty(IntentsProperty, out JsonElement intents))
-        {
-            state = state with
-            {
-                IntentsYaml = intents.ValueKind switch
-                {
-                    JsonValueKind.Null => null,
-                    JsonValueKind.String => intents.GetString() is { Length: > 0 } yaml ? yaml : null,
-                    _ => throw new FormatException($"\"{IntentsProperty}\" must be hassil YAML text, or null"),
-                },
-            };
-        }
-        return state;
     }
 
     private async Task ApplyAsync(DesiredState desired, long version, bool report)
@@ -381,7 +313,106 @@ public sealed class AzureModule : IDisposable
         _connector.Dispose();
         _applying.Dispose();
     }
+}
 
-    /// <summary>The settings the twin controls: a fixed threshold (null: calibrated) and intents YAML (null: the intents file).</summary>
-    private readonly record struct DesiredState(double? Threshold, string? IntentsYaml);
+/// <summary>The settings the twin controls: a fixed threshold (null: the configured one) and intents YAML (null: the intents file).</summary>
+internal readonly record struct DesiredState(double? Threshold, string? IntentsYaml);
+
+/// <summary>
+/// Reading what IoT Hub sends: direct-method payloads and twin documents. Pure functions over the bytes, so the
+/// fuzzer reaches them as the module does. Bad input is a <see cref="RequestError"/> (methods) or a
+/// <see cref="JsonException"/>/<see cref="FormatException"/> (twin), never anything else.
+/// </summary>
+internal static class AzurePayloads
+{
+    /// <summary>A <c>classify</c> call: the payload is a JSON string (the transcript) or the native request object.</summary>
+    public static object MethodRequest(string topic, ReadOnlySequence<byte> payload, int maxBytes, string siteId, NativeProtocol native, string ok, string bad)
+    {
+        if (PayloadReader.TryReadText(payload, maxBytes, out string text, out _) && text.TrimStart().StartsWith('"'))
+        {
+            string id = PayloadReader.DerivedId(topic, payload);
+            try
+            {
+                using JsonDocument json = JsonDocument.Parse(text);
+                string transcript = json.RootElement.ValueKind == JsonValueKind.String ? json.RootElement.GetString() ?? "" : "";
+                return string.IsNullOrWhiteSpace(transcript)
+                    ? new RequestError(ProtocolProfile.Azure, id, "empty transcript", siteId, ResponseTopic: bad)
+                    : new TranscriptRequest(ProtocolProfile.Azure, id, transcript.Trim(), siteId, ResponseTopic: ok, IdGiven: false);
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException)
+            {
+                // InvalidOperationException: a string that is not valid UTF-16 once unescaped (a lone surrogate).
+                return new RequestError(ProtocolProfile.Azure, id, $"invalid JSON: {e.Message}", siteId, ResponseTopic: bad);
+            }
+        }
+        return AsAzure(native.Parse(topic, payload, maxBytes, ok, null), bad);
+    }
+
+    public static object AsAzure(object parsed, string? errorTopic) => parsed switch
+    {
+        TranscriptRequest request => request with { Profile = ProtocolProfile.Azure },
+        RequestError error => error with { Profile = ProtocolProfile.Azure, ResponseTopic = errorTopic },
+        _ => parsed,
+    };
+
+    /// <summary>
+    /// The desired state after a twin document (<paramref name="whole"/>: the GET response, with "desired" inside)
+    /// or a desired-properties patch, and its <c>$version</c> (-1 when absent).
+    /// </summary>
+    /// <exception cref="JsonException">Not JSON.</exception>
+    /// <exception cref="FormatException">A property of the wrong type or range; the message names it.</exception>
+    public static (DesiredState State, long Version) Desired(ReadOnlySequence<byte> payload, bool whole, DesiredState start, double? configuredThreshold)
+    {
+        try
+        {
+            using JsonDocument json = JsonDocument.Parse(payload);
+            JsonElement root = json.RootElement;
+            if (whole)
+            {
+                root = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("desired", out JsonElement d) ? d : default;
+            }
+            long version = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("$version", out JsonElement v) && v.TryGetInt64(out long n) ? n : -1;
+            return (Read(root, start, configuredThreshold), version);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A lone surrogate in a string the reader unescapes.
+            throw new FormatException($"not valid text: {e.Message}", e);
+        }
+    }
+
+    /// <summary>The desired state after <paramref name="properties"/> (the whole desired document, or a patch: null removes).</summary>
+    private static DesiredState Read(JsonElement properties, DesiredState start, double? configuredThreshold)
+    {
+        if (properties.ValueKind != JsonValueKind.Object)
+        {
+            return start;
+        }
+        DesiredState state = start;
+        if (properties.TryGetProperty(AzureModule.ThresholdProperty, out JsonElement threshold))
+        {
+            state = state with
+            {
+                Threshold = threshold.ValueKind switch
+                {
+                    JsonValueKind.Null => configuredThreshold,
+                    JsonValueKind.Number when threshold.TryGetDouble(out double t) && t is >= 0 and <= 1 => t,
+                    _ => throw new FormatException($"\"{AzureModule.ThresholdProperty}\" must be a number between 0 and 1, or null"),
+                },
+            };
+        }
+        if (properties.TryGetProperty(AzureModule.IntentsProperty, out JsonElement intents))
+        {
+            state = state with
+            {
+                IntentsYaml = intents.ValueKind switch
+                {
+                    JsonValueKind.Null => null,
+                    JsonValueKind.String => intents.GetString() is { Length: > 0 } yaml ? yaml : null,
+                    _ => throw new FormatException($"\"{AzureModule.IntentsProperty}\" must be hassil YAML text, or null"),
+                },
+            };
+        }
+        return state;
+    }
 }
