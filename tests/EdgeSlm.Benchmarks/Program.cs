@@ -12,10 +12,11 @@ internal static class Program
         """
         usage: EdgeSlm.Benchmarks kernels [--threads 1,2] [--shapes 384x384,...] [--quick] [--out FILE] [--ggml avx512|avx2|avx|noavx]
                EdgeSlm.Benchmarks embed [--threads 1,2] [--quick] [--out FILE] [--model FILE.gguf]
-               EdgeSlm.Benchmarks module [--threads 1,2] [--count 2000] [--out FILE]
+               EdgeSlm.Benchmarks module [--threads 1,2] [--count 10000] [--sustain-seconds 60] [--out FILE]
 
-          module         transcripts per second through a real mosquitto (edgeslm run as a child process), answer
-                         latency and the module's peak RSS, per thread count
+          module         the module (edgeslm run, a child process) through a real mosquitto, per thread count: a burst
+                         of --count transcripts (throughput, latency p50/p99/max, idle and peak RSS, anything shed),
+                         then the highest steady rate it keeps up with (10 s trials) held for --sustain-seconds (0: skip)
 
           embed          sentence-embedding latency (batch 1), load time and peak RSS: EdgeSlm on its q4_0 GGUF,
                          ONNX Runtime fp32 on the bundled ONNX, llama.cpp on the same GGUF, each in its own process
@@ -47,7 +48,8 @@ internal static class Program
         if (args[0] == "module")
         {
             IReadOnlyList<int> moduleThreads = [1, 2];
-            int count = 2000;
+            int count = 10_000;
+            int sustainSeconds = 60;
             string? moduleOutput = null;
             for (int i = 1; i < args.Length; i++)
             {
@@ -60,6 +62,10 @@ internal static class Program
                         count = n;
                         i++;
                         break;
+                    case "--sustain-seconds" when i + 1 < args.Length && int.TryParse(args[i + 1], out int seconds) && seconds >= 0:
+                        sustainSeconds = seconds;
+                        i++;
+                        break;
                     case "--out" when i + 1 < args.Length:
                         moduleOutput = args[++i];
                         break;
@@ -67,7 +73,7 @@ internal static class Program
                         return Fail($"module: unknown argument '{args[i]}'");
                 }
             }
-            return Module.ModuleThroughput.Run(moduleThreads, count, moduleOutput);
+            return Module.ModuleThroughput.Run(moduleThreads, count, sustainSeconds, moduleOutput);
         }
         if (args[0] != "kernels")
         {

@@ -36,13 +36,8 @@ public static class ModelCache
         }
         if (requested.StartsWith(BundledPrefix, StringComparison.OrdinalIgnoreCase))
         {
-            string[] parts = requested[BundledPrefix.Length..].Split(':');
-            if (parts.Length > 2)
-            {
-                throw new ArgumentException($"'{requested}' is not a bundled model name: use bundled:NAME or bundled:NAME:TYPE");
-            }
-            QuantType type = parts.Length == 2 ? QuantTypeTraits.Parse(parts[1]).Type : QuantType.Q4_0;
-            return Bundled(BundledModel.Find(parts[0]), type, output);
+            (BundledModel bundled, QuantType type) = ParseBundled(requested);
+            return Bundled(bundled, type, output);
         }
         return File.Exists(requested) ? requested : throw new FileNotFoundException($"model file {requested} does not exist");
     }
@@ -65,20 +60,73 @@ public static class ModelCache
     public static string DefaultModel(TextWriter? output) => Bundled(BundledModel.MiniLM, QuantType.Q4_0, output);
 
     /// <summary>The cached conversion of <paramref name="bundled"/> to <paramref name="type"/>, made if missing.</summary>
-    public static string Bundled(BundledModel bundled, QuantType type, TextWriter? output)
+    public static string Bundled(BundledModel bundled, QuantType type, TextWriter? output) => Bundled(bundled, type, Directory, output);
+
+    private static string CachedPath(BundledModel bundled, QuantType type, string directory) =>
+        Path.Combine(directory, $"{bundled.Name}-{QuantTypeTraits.Of(type).Name}.gguf");
+
+    private static string Bundled(BundledModel bundled, QuantType type, string directory, TextWriter? output)
     {
-        string typeName = QuantTypeTraits.Of(type).Name;
-        string path = Path.Combine(Directory, $"{bundled.Name}-{typeName}.gguf");
+        string path = CachedPath(bundled, type, directory);
         if (File.Exists(path))
         {
             return path;
         }
-        output?.WriteLine($"converting the bundled {bundled.DisplayName} to {typeName} into {path} (once)");
-        System.IO.Directory.CreateDirectory(Directory);
+        output?.WriteLine($"converting the bundled {bundled.DisplayName} to {QuantTypeTraits.Of(type).Name} into {path} (once)");
+        System.IO.Directory.CreateDirectory(directory);
         // Written under a temporary name and moved into place, so an interrupted conversion leaves no half file behind.
         string partial = path + $".{Environment.ProcessId}.partial";
-        OnnxToGguf.ConvertTo(partial, OnnxModel.Read(bundled.ReadOnnx()), bundled.ReadVocabulary(), bundled.DisplayName, bundled.Pooling, TensorTypes.For(type));
-        File.Move(partial, path, overwrite: true);
+        try
+        {
+            OnnxToGguf.ConvertTo(partial, OnnxModel.Read(bundled.ReadOnnx()), bundled.ReadVocabulary(), bundled.DisplayName, bundled.Pooling, TensorTypes.For(type));
+            File.Move(partial, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A full disk leaves a partial file behind: remove it (which may fail too, on a read-only file system).
+            try { File.Delete(partial); } catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
+            throw;
+        }
         return path;
+    }
+
+    /// <summary>
+    /// The module's model, read into private memory (see <see cref="BertModel.LoadIntoMemory"/>): the file
+    /// <paramref name="requested"/> names, or a bundled model from <paramref name="cacheDirectory"/>, converted into
+    /// it first if missing. When the cache cannot be written (read-only, full, not a directory) the bundled model is
+    /// converted in memory instead, at every start, and <paramref name="warning"/> says so.
+    /// </summary>
+    public static BertModel LoadForModule(string? requested, string cacheDirectory, out string? warning)
+    {
+        warning = null;
+        (BundledModel Model, QuantType Type)? bundled = string.IsNullOrWhiteSpace(requested) ? (BundledModel.MiniLM, QuantType.Q4_0)
+            : requested.StartsWith(BundledPrefix, StringComparison.OrdinalIgnoreCase) ? ParseBundled(requested) : null;
+        if (bundled is not { } b)
+        {
+            return BertModel.LoadIntoMemory(Resolve(requested, null));
+        }
+        string path;
+        try
+        {
+            path = Bundled(b.Model, b.Type, cacheDirectory, null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            path = CachedPath(b.Model, b.Type, cacheDirectory);
+            warning = $"cannot write the converted model to {path} ({e.Message}); converted in memory instead, again at every start";
+            byte[] image = OnnxToGguf.ConvertInMemory(OnnxModel.Read(b.Model.ReadOnnx()), b.Model.ReadVocabulary(), b.Model.DisplayName, b.Model.Pooling, TensorTypes.For(b.Type), path);
+            return BertModel.FromGguf(image, path);
+        }
+        return BertModel.LoadIntoMemory(path);
+    }
+
+    private static (BundledModel, QuantType) ParseBundled(string requested)
+    {
+        string[] parts = requested[BundledPrefix.Length..].Split(':');
+        if (parts.Length > 2)
+        {
+            throw new ArgumentException($"'{requested}' is not a bundled model name: use bundled:NAME or bundled:NAME:TYPE");
+        }
+        return (BundledModel.Find(parts[0]), parts.Length == 2 ? QuantTypeTraits.Parse(parts[1]).Type : QuantType.Q4_0);
     }
 }

@@ -103,6 +103,37 @@ public static partial class OnnxToGguf
         writer.WriteTo(path);
     }
 
+    /// <summary>
+    /// <see cref="ConvertTo"/> without touching the disk: the GGUF image, calibrated the same way, as bytes. For a
+    /// cache directory that is read-only or full; <paramref name="name"/> names the model in messages.
+    /// </summary>
+    public static byte[] ConvertInMemory(OnnxModel onnx, string[] vocabulary, string modelName, Pooling pooling, TensorTypes types, string name)
+    {
+        GgufWriter writer = Convert(onnx, vocabulary, modelName, pooling, types);
+        byte[] image = Image(writer);
+        if (!QuantTypeTraits.Of(types.Linear).IsQuantized)
+        {
+            return image;
+        }
+        Dictionary<string, int[]> outliers;
+        using (BertModel uncalibrated = BertModel.FromGguf(image, name))
+        {
+            outliers = OutlierCalibration.Find(uncalibrated);
+        }
+        foreach ((string tensor, int[] columns) in outliers.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            writer.Add(BertGguf.ActivationOutliersKey(tensor), GgufValue.Of(columns));
+        }
+        return Image(writer);
+    }
+
+    private static byte[] Image(GgufWriter writer)
+    {
+        using var stream = new MemoryStream();
+        writer.WriteTo(stream);
+        return stream.ToArray();
+    }
+
     public static GgufWriter Convert(OnnxModel onnx, string[] vocabulary, string modelName, Pooling pooling, TensorTypes types, Action<string, int, int>? progress = null)
     {
         OnnxTensor wordEmbeddings = Initializer(onnx, "embeddings.word_embeddings.weight");

@@ -44,6 +44,12 @@ internal static class OutlierCalibration
     public static Dictionary<string, int[]> Find(string modelPath)
     {
         using BertModel model = BertModel.Load(modelPath);
+        return Find(model);
+    }
+
+    /// <summary>Column indices per linear weight tensor name, largest first.</summary>
+    public static Dictionary<string, int[]> Find(BertModel model)
+    {
         var tokenizer = new WordPieceTokenizer(model.Vocabulary, model.Config.ContextLength);
         using var encoder = new BertEncoder(model);
         var maxima = model.LinearLayers.Where(l => l.Quantized is not null).ToDictionary(l => l.Name, l => new float[l.Columns]);

@@ -26,10 +26,10 @@ namespace EdgeSlm.EdgeModule.Gguf;
 //   padding to `general.alignment` (u32 metadata, default 32)
 //   data section: tensor data, each tensor padded to the alignment
 //
-// The file is memory-mapped and treated as hostile (as ggml's gguf.cpp does): every count is checked
-// against the bytes left before anything is allocated, strings against their length, names for
-// duplicates, dimensions for overflow, types against the ones we know, offsets for alignment, bounds
-// and overlap. Every failure is a GgufFormatException naming the key or tensor.
+// The file is memory-mapped (or read into private memory, Read) and treated as hostile (as ggml's gguf.cpp
+// does): every count is checked against the bytes left before anything is allocated, strings against their
+// length, names for duplicates, dimensions for overflow, types against the ones we know, offsets for alignment,
+// bounds and overlap. Every failure is a GgufFormatException naming the key or tensor.
 
 /// <summary>A tensor's entry in the file: shape, type and where its bytes are.</summary>
 /// <param name="Dimensions">ne[0], ne[1], ...: ne[0] is the contiguous dimension.</param>
@@ -58,14 +58,16 @@ public sealed unsafe class GgufFile : IDisposable
 
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
+    private readonly bool _ownsMemory; // _base is a private copy (Read, FromBytes), freed on Dispose
     private byte* _base;
     private readonly Dictionary<string, GgufTensorInfo> _tensorsByName;
 
-    private GgufFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, byte* basePointer, long length)
+    private GgufFile(string path, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePointer, long length)
     {
         Path = path;
         _map = map;
         _view = view;
+        _ownsMemory = map is null;
         _base = basePointer;
         Length = length;
         var reader = new Reader(basePointer, length);
@@ -120,6 +122,80 @@ public sealed unsafe class GgufFile : IDisposable
         catch (GgufFormatException e)
         {
             throw new GgufFormatException($"{path}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Reads and validates <paramref name="path"/> into private memory instead of mapping it: the file can then be
+    /// replaced, overwritten or truncated while this instance is in use (a mapping would show the new bytes, or
+    /// fault past a shortened end).
+    /// </summary>
+    /// <exception cref="GgufFormatException">The file is not a valid GGUF file; the message says why.</exception>
+    /// <exception cref="IOException">The file cannot be read.</exception>
+    public static GgufFile Read(string path)
+    {
+        using FileStream stream = new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 1);
+        long length = stream.Length;
+        if (length < 24)
+        {
+            throw new GgufFormatException($"{path}: {length} bytes is too small for a GGUF header (24 bytes)");
+        }
+        byte* memory = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)length, 64);
+        try
+        {
+            long done = 0;
+            while (done < length)
+            {
+                int read = stream.Read(new Span<byte>(memory + done, (int)Math.Min(length - done, 1 << 30)));
+                if (read == 0)
+                {
+                    throw new GgufFormatException($"{path}: the file shrank from {length} to {done} bytes while it was read");
+                }
+                done += read;
+            }
+        }
+        catch
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(memory);
+            throw;
+        }
+        return FromOwnedMemory(path, memory, length);
+    }
+
+    /// <summary>Validates a GGUF image held in memory (a conversion that could not be written to disk); <paramref name="path"/> names it.</summary>
+    public static GgufFile FromBytes(ReadOnlySpan<byte> bytes, string path)
+    {
+        if (bytes.Length < 24)
+        {
+            throw new GgufFormatException($"{path}: {bytes.Length} bytes is too small for a GGUF header (24 bytes)");
+        }
+        byte* memory = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes.Length, 64);
+        bytes.CopyTo(new Span<byte>(memory, bytes.Length));
+        return FromOwnedMemory(path, memory, bytes.Length);
+    }
+
+    private static GgufFile FromOwnedMemory(string path, byte* memory, long length)
+    {
+        try
+        {
+            return new GgufFile(path, null, null, memory, length); // frees the memory itself if the bytes are invalid
+        }
+        catch (GgufFormatException e)
+        {
+            throw new GgufFormatException($"{path}: {e.Message}");
+        }
+    }
+
+    /// <summary>Whether the bytes are a private copy (<see cref="Read"/>, <see cref="FromBytes"/>) rather than a mapping of the file.</summary>
+    public bool InMemory => _ownsMemory;
+
+    /// <summary>The header, metadata and tensor table: every byte before the tensor data.</summary>
+    public ReadOnlySpan<byte> HeaderBytes
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_base == null, this);
+            return new ReadOnlySpan<byte>(_base, (int)Math.Min(DataOffset, int.MaxValue));
         }
     }
 
@@ -277,7 +353,14 @@ public sealed unsafe class GgufFile : IDisposable
     {
         if (_base != null)
         {
-            _view?.SafeMemoryMappedViewHandle.ReleasePointer();
+            if (_ownsMemory)
+            {
+                System.Runtime.InteropServices.NativeMemory.AlignedFree(_base);
+            }
+            else
+            {
+                _view?.SafeMemoryMappedViewHandle.ReleasePointer();
+            }
             _base = null;
         }
         _view?.Dispose();

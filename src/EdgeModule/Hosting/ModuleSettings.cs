@@ -37,6 +37,21 @@ public sealed class ModuleSettings
     /// <summary>Utterances classified together when a backlog forms.</summary>
     public int MaxBatch { get; set; } = 16;
 
+    /// <summary>
+    /// Tokens read per utterance ([CLS] and [SEP] included), at most the model's context; a longer utterance is
+    /// classified on its start and its answer says <c>truncated</c>. Bounds the time and memory of one utterance.
+    /// </summary>
+    public int MaxTokens { get; set; } = 128;
+
+    /// <summary>Intents one definition (file, folder or intents/set message) may define; more is refused.</summary>
+    public int MaxIntents { get; set; } = 1000;
+
+    /// <summary>Training sentences one definition may give, counting each template's expansions; more is refused.</summary>
+    public int MaxExamples { get; set; } = 50_000;
+
+    /// <summary>Distinct sentences drawn from each template: bounds what lists and alternatives expand to.</summary>
+    public int ExamplesPerTemplate { get; set; } = 20;
+
     /// <summary>Where converted models and trained heads are kept; empty: EDGESLM_CACHE, XDG cache, ~/.cache/edgeslm.</summary>
     public string? CacheDirectory { get; set; }
 
@@ -85,6 +100,10 @@ public sealed class ModuleSettings
         if (MaxPayloadBytes is < 16 or > 1024 * 1024) errors.Add($"MaxPayloadBytes: {MaxPayloadBytes} is not between 16 and 1048576");
         if (QueueCapacity is < 1 or > 100_000) errors.Add($"QueueCapacity: {QueueCapacity} is not between 1 and 100000");
         if (MaxBatch is < 1 or > 64) errors.Add($"MaxBatch: {MaxBatch} is not between 1 and 64");
+        if (MaxTokens is < 8 or > 65536) errors.Add($"MaxTokens: {MaxTokens} is not between 8 and 65536 (and the model's context)");
+        if (MaxIntents is < 1 or > 100_000) errors.Add($"MaxIntents: {MaxIntents} is not between 1 and 100000");
+        if (MaxExamples is < 1 or > 10_000_000) errors.Add($"MaxExamples: {MaxExamples} is not between 1 and 10000000");
+        if (ExamplesPerTemplate is < 1 or > 10_000) errors.Add($"ExamplesPerTemplate: {ExamplesPerTemplate} is not between 1 and 10000");
         if (!string.IsNullOrWhiteSpace(Model) && !File.Exists(Model)) errors.Add($"Model: file {Model} does not exist");
         if (!string.IsNullOrWhiteSpace(Intents) && !File.Exists(Intents) && !Directory.Exists(Intents)) errors.Add($"Intents: {Intents} does not exist");
         errors.AddRange(Mqtt.Validate());

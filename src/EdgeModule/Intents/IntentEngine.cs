@@ -7,7 +7,7 @@ namespace EdgeSlm.EdgeModule.Intents;
 
 /// <summary>The answer for one utterance. <see cref="Intent"/> is null when it is not recognized.</summary>
 /// <param name="ExactMatch">True when a template matched the text exactly (confidence 1), false when the classifier decided.</param>
-/// <param name="Truncated">The utterance was longer than the model's context and only its start was read.</param>
+/// <param name="Truncated">The utterance was longer than the token limit (the model's context or MaxTokens) and only its start was read.</param>
 public sealed record IntentResult(string Text, string? Intent, float Confidence, IReadOnlyList<SlotValue> Slots, bool ExactMatch, bool Truncated = false)
 {
     public bool Recognized => Intent is not null;
@@ -16,7 +16,9 @@ public sealed record IntentResult(string Text, string? Intent, float Confidence,
 /// <summary>How the engine trains. The defaults are what the module uses.</summary>
 /// <param name="Threshold">A fixed "not recognized" confidence; null calibrates it on held-out examples.</param>
 /// <param name="ExamplesPerTemplate">Distinct sentences drawn from each template (caps huge lists).</param>
-public sealed record IntentEngineSettings(double? Threshold = null, int ExamplesPerTemplate = 20, int Seed = 20241126);
+/// <param name="MaxIntents">Definitions with more intents are refused (bounds the head and training).</param>
+/// <param name="MaxExamples">Definitions with more training sentences (given plus expanded) are refused (bounds training time and memory).</param>
+public sealed record IntentEngineSettings(double? Threshold = null, int ExamplesPerTemplate = 20, int Seed = 20241126, int MaxIntents = 1000, int MaxExamples = 50_000);
 
 /// <summary>What training did: shown in logs, on the status topic and in the twin's reported properties.</summary>
 public sealed record TrainingReport(int Intents, int Examples, double Seconds, bool FromCache, double Threshold, string HeadKey, IReadOnlyList<string> Problems);
@@ -62,7 +64,19 @@ public sealed class IntentEngine
     {
         var clock = Stopwatch.StartNew();
         var problems = new List<string>();
+        if (definitions.IntentNames.Count > settings.MaxIntents)
+        {
+            throw new IntentFileException($"{definitions.Source}: {definitions.IntentNames.Count} intents, over the limit of {settings.MaxIntents} (MaxIntents)");
+        }
+        if (definitions.Examples.Count > settings.MaxExamples)
+        {
+            throw new IntentFileException($"{definitions.Source}: {definitions.Examples.Count} examples, over the limit of {settings.MaxExamples} (MaxExamples)");
+        }
         List<IntentExample> examples = definitions.TrainingExamples(settings.ExamplesPerTemplate, settings.Seed, problems);
+        if (examples.Count > settings.MaxExamples)
+        {
+            throw new IntentFileException($"{definitions.Source}: {examples.Count} examples with the templates expanded ({settings.ExamplesPerTemplate} per template), over the limit of {settings.MaxExamples} (MaxExamples)");
+        }
         if (examples.Count == 0)
         {
             throw new IntentFileException($"{definitions.Source}: no usable sentences ({problems.Count} templates skipped{(problems.Count > 0 ? ": " + problems[0] : "")})");
@@ -124,7 +138,8 @@ public sealed class IntentEngine
             return results;
         }
         var embedded = new float[pending.Count * features.Dimension];
-        features.Embed(pending.Select(i => texts[i]).ToArray(), embedded);
+        var truncated = new bool[pending.Count];
+        features.Embed(pending.Select(i => texts[i]).ToArray(), embedded, truncated);
         var probabilities = new float[_classifier.Classes.Count];
         for (int p = 0; p < pending.Count; p++)
         {
@@ -137,7 +152,7 @@ public sealed class IntentEngine
             // recognized: answering with the best allowed intent would put words in the speaker's mouth.
             bool recognized = confidence >= Threshold && intent != IntentExample.OutOfScope && Allowed(intent, intentFilters?[i]);
             IReadOnlyList<SlotValue> slots = recognized && _slotExtractors.TryGetValue(intent, out SlotExtractor? extractor) ? extractor.Extract(texts[i]) : [];
-            results[i] = new IntentResult(texts[i], recognized ? intent : null, confidence, slots, ExactMatch: false);
+            results[i] = new IntentResult(texts[i], recognized ? intent : null, confidence, slots, ExactMatch: false, truncated[p]);
         }
         return results;
     }

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using EdgeSlm.EdgeModule.Gguf;
 using EdgeSlm.EdgeModule.Model;
 
 namespace EdgeSlm.EdgeModule.Intents;
@@ -21,8 +20,17 @@ public sealed class SentenceFeatures : IDisposable
 
     /// <param name="models">The encoders, in feature order; they stay owned by the caller.</param>
     /// <param name="threads">Worker threads of each encoder's matrix multiplications.</param>
-    public SentenceFeatures(IReadOnlyList<BertModel> models, int threads)
+    /// <param name="maxTokens">
+    /// Tokens read per sentence, [CLS] and [SEP] included; null: each model's context. Longer sentences are cut
+    /// (and say so, see <see cref="Embed(IReadOnlyList{string}, Span{float}, Span{bool})"/>): the bound on time and
+    /// memory per utterance.
+    /// </param>
+    public SentenceFeatures(IReadOnlyList<BertModel> models, int threads, int? maxTokens = null)
     {
+        if (maxTokens is < 3)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxTokens), maxTokens, "at least 3 tokens: [CLS], one word piece, [SEP]");
+        }
         if (models.Count == 0)
         {
             throw new ArgumentException("at least one model is needed", nameof(models));
@@ -36,7 +44,7 @@ public sealed class SentenceFeatures : IDisposable
             {
                 _offsets[m] = Dimension;
                 Dimension += models[m].Config.HiddenSize;
-                _tokenizers[m] = new WordPieceTokenizer(models[m].Vocabulary, models[m].Config.ContextLength);
+                _tokenizers[m] = new WordPieceTokenizer(models[m].Vocabulary, Math.Min(maxTokens ?? int.MaxValue, models[m].Config.ContextLength));
                 _encoders[m] = new BertEncoder(models[m], threads);
             }
         }
@@ -45,7 +53,9 @@ public sealed class SentenceFeatures : IDisposable
             Dispose();
             throw;
         }
-        Fingerprint = string.Join("+", models.Select(ModelFingerprint));
+        // A cap below a model's context changes what long training sentences look like, so it is part of the key.
+        Fingerprint = string.Join("+", models.Select(ModelFingerprint))
+            + (maxTokens is int cap && models.Any(m => cap < m.Config.ContextLength) ? $"+tokens:{cap}" : "");
     }
 
     /// <summary>Floats per sentence: the models' hidden sizes added up.</summary>
@@ -71,12 +81,23 @@ public sealed class SentenceFeatures : IDisposable
     }
 
     /// <summary>Embeds <paramref name="texts"/> into <paramref name="features"/> (texts × <see cref="Dimension"/>).</summary>
-    public void Embed(IReadOnlyList<string> texts, Span<float> features)
+    public void Embed(IReadOnlyList<string> texts, Span<float> features) => Embed(texts, features, []);
+
+    /// <summary>
+    /// Embeds <paramref name="texts"/> into <paramref name="features"/> (texts × <see cref="Dimension"/>) and, when
+    /// <paramref name="truncated"/> is not empty (one per text), marks the texts that were cut to fit.
+    /// </summary>
+    public void Embed(IReadOnlyList<string> texts, Span<float> features, Span<bool> truncated)
     {
         if (features.Length != texts.Count * Dimension)
         {
             throw new ArgumentException($"{texts.Count} sentences need {texts.Count * Dimension} floats of features, not {features.Length}", nameof(features));
         }
+        if (truncated.Length != 0 && truncated.Length != texts.Count)
+        {
+            throw new ArgumentException($"{texts.Count} sentences need {texts.Count} truncation flags, not {truncated.Length}", nameof(truncated));
+        }
+        truncated.Clear();
         var lengths = new int[BatchSentences];
         for (int start = 0; start < texts.Count; start += BatchSentences)
         {
@@ -87,7 +108,8 @@ public sealed class SentenceFeatures : IDisposable
                 var tokens = new List<int>();
                 for (int i = 0; i < count; i++)
                 {
-                    int[] ids = _tokenizers[m].Encode(texts[start + i]);
+                    int[] ids = _tokenizers[m].Encode(texts[start + i], out bool cut);
+                    if (cut && truncated.Length != 0) truncated[start + i] = true;
                     tokens.AddRange(ids);
                     lengths[i] = ids.Length;
                 }
@@ -116,17 +138,10 @@ public sealed class SentenceFeatures : IDisposable
         }
     }
 
+    // From the loaded model's own bytes, not the file: the file may have been replaced since, or never written.
     private static string ModelFingerprint(BertModel model)
     {
-        long headerBytes;
-        using (GgufFile file = GgufFile.Open(model.Path))
-        {
-            headerBytes = file.DataOffset;
-        }
-        using FileStream stream = File.OpenRead(model.Path);
-        var header = new byte[headerBytes];
-        stream.ReadExactly(header);
-        string hash = Convert.ToHexStringLower(SHA256.HashData(header))[..16];
+        string hash = Convert.ToHexStringLower(SHA256.HashData(model.GgufHeader))[..16];
         return $"{Path.GetFileName(model.Path)}:{model.FileBytes}:{hash}";
     }
 }

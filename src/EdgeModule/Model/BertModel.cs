@@ -141,6 +141,35 @@ public sealed unsafe class BertModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Like <see cref="Load"/>, but reads the file into private memory: the module's way, so that a model file
+    /// replaced or overwritten while the module runs cannot change (or fault) the weights in use.
+    /// </summary>
+    /// <exception cref="GgufFormatException">The file is not a usable BERT GGUF file.</exception>
+    public static BertModel LoadIntoMemory(string path) => Checked(GgufFile.Read(path), path);
+
+    /// <summary>A model from a GGUF image in memory (a conversion that could not be cached); <paramref name="path"/> names it.</summary>
+    /// <exception cref="GgufFormatException">The bytes are not a usable BERT GGUF file.</exception>
+    public static BertModel FromGguf(ReadOnlySpan<byte> bytes, string path) => Checked(GgufFile.FromBytes(bytes, path), path);
+
+    private static BertModel Checked(GgufFile file, string path)
+    {
+        try
+        {
+            return new BertModel(file);
+        }
+        catch (GgufFormatException e) when (!e.Message.StartsWith(path, StringComparison.Ordinal))
+        {
+            throw new GgufFormatException($"{path}: {e.Message}");
+        }
+    }
+
+    /// <summary>The weights are a private copy, not a mapping of <see cref="Path"/>.</summary>
+    public bool InMemory => _file.InMemory;
+
+    /// <summary>The GGUF header, metadata and tensor table (what identifies the model, with <see cref="FileBytes"/>).</summary>
+    public ReadOnlySpan<byte> GgufHeader => _file.HeaderBytes;
+
     /// <summary>Writes token <paramref name="id"/>'s embedding row as floats.</summary>
     public void TokenEmbedding(int id, Span<float> destination)
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using EdgeSlm.EdgeModule.Conversion;
+using EdgeSlm.EdgeModule.Gguf;
 using EdgeSlm.EdgeModule.Hosting;
 using EdgeSlm.EdgeModule.Intents;
 using EdgeSlm.EdgeModule.Model;
@@ -18,18 +19,23 @@ public sealed class IntentRuntime : IDisposable
     private IntentEngineSettings _engineSettings;
     private readonly string? _cacheDirectory;
     private readonly int _threads;
+    private readonly int _maxTokens;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _training = new(1, 1);
     private IntentEngine _engine;
 
-    private IntentRuntime(BertModel[] models, SentenceFeatures features, IntentEngine engine, IntentEngineSettings engineSettings, string? cacheDirectory, int threads, ILogger logger)
+    private IntentRuntime(BertModel[] models, SentenceFeatures features, IntentEngine engine, IntentEngineSettings engineSettings, string? cacheDirectory, ModuleSettings settings, string? modelWarning, ILogger logger)
     {
         _models = models;
         Features = features;
         _engine = engine;
         _engineSettings = engineSettings;
         _cacheDirectory = cacheDirectory;
-        _threads = threads;
+        _threads = settings.Threads;
+        _maxTokens = settings.MaxTokens;
+        ModelWarning = modelWarning;
+        ModelFile = string.IsNullOrWhiteSpace(settings.Model) || settings.Model.StartsWith(ModelCache.BundledPrefix, StringComparison.OrdinalIgnoreCase)
+            ? null : Path.GetFullPath(settings.Model);
         _logger = logger;
     }
 
@@ -43,33 +49,68 @@ public sealed class IntentRuntime : IDisposable
 
     public string ModelDescription => string.Join(" + ", _models.Select(m => $"{m.Name} ({Path.GetFileName(m.Path)})"));
 
+    /// <summary>Why the model is not where it should be (a bundled model converted in memory because the cache could not be written); null when it is.</summary>
+    public string? ModelWarning { get; }
+
+    /// <summary>The model file the settings named (null for a bundled model): the module watches it.</summary>
+    public string? ModelFile { get; }
+
     /// <summary>Loads the model (converting the bundled one on first use) and trains (or loads) the head.</summary>
     public static IntentRuntime Start(ModuleSettings settings, ILogger logger)
     {
         var clock = Stopwatch.StartNew();
-        if (!string.IsNullOrWhiteSpace(settings.CacheDirectory))
-        {
-            Environment.SetEnvironmentVariable(ModelCache.CacheVariable, settings.CacheDirectory);
-        }
-        string modelPath = ModelCache.Resolve(settings.Model, null);
-        var models = new[] { BertModel.Load(modelPath) };
-        logger.LogInformation("Model {Model} loaded in {Milliseconds} ms", models[0].Name, clock.ElapsedMilliseconds);
-        var features = new SentenceFeatures(models, settings.Threads);
+        string cache = string.IsNullOrWhiteSpace(settings.CacheDirectory) ? ModelCache.Directory : settings.CacheDirectory;
+        // Read into private memory rather than mapped: the file may be replaced or overwritten while we run.
+        BertModel model = ModelCache.LoadForModule(settings.Model, cache, out string? warning);
+        var models = new[] { model };
+        SentenceFeatures? features = null;
         try
         {
+            if (warning is not null)
+            {
+                logger.LogWarning("Model cache not writable: {Warning}", warning);
+            }
+            logger.LogInformation("Model {Model} loaded in {Milliseconds} ms", model.Name, clock.ElapsedMilliseconds);
+            if (settings.MaxTokens > model.Config.ContextLength)
+            {
+                throw new SettingsException($"MaxTokens: {settings.MaxTokens} is more than the model's context of {model.Config.ContextLength} tokens");
+            }
+            features = new SentenceFeatures(models, settings.Threads, settings.MaxTokens);
             IntentDefinitions definitions = LoadDefinitions(settings.Intents);
-            var engineSettings = new IntentEngineSettings(Threshold: settings.Threshold);
-            string? cache = ModelCache.Directory;
+            var engineSettings = new IntentEngineSettings(Threshold: settings.Threshold, ExamplesPerTemplate: settings.ExamplesPerTemplate,
+                MaxIntents: settings.MaxIntents, MaxExamples: settings.MaxExamples);
             IntentEngine engine = IntentEngine.Train(features, definitions, engineSettings, cache);
             Log(logger, engine);
-            return new IntentRuntime(models, features, engine, engineSettings, cache, settings.Threads, logger);
+            return new IntentRuntime(models, features, engine, engineSettings, cache, settings, warning, logger);
         }
         catch
         {
-            features.Dispose();
-            models[0].Dispose();
+            features?.Dispose();
+            model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Checks the model file after it changed on disk: null when it is the model in use, otherwise what it is now
+    /// (valid but different: used from the next start; or why it cannot be used). The model in use is a private copy
+    /// and stays as it is either way.
+    /// </summary>
+    /// <exception cref="GgufFormatException">The file is not a usable model.</exception>
+    /// <exception cref="IOException">The file cannot be read (for example, it is gone).</exception>
+    public string? CheckModelFile()
+    {
+        if (ModelFile is null)
+        {
+            return null;
+        }
+        using BertModel candidate = BertModel.LoadIntoMemory(ModelFile);
+        BertModel current = _models[0];
+        if (candidate.FileBytes == current.FileBytes && candidate.GgufHeader.SequenceEqual(current.GgufHeader))
+        {
+            return null;
+        }
+        return $"{ModelFile} now holds a valid model ({candidate.Name}); the module keeps {current.Name} until it restarts";
     }
 
     public static IntentDefinitions LoadDefinitions(string? path) =>
@@ -92,7 +133,7 @@ public sealed class IntentRuntime : IDisposable
             IntentEngineSettings settings = newSettings ?? EngineSettings;
             return await Task.Run(() =>
             {
-                using var features = new SentenceFeatures(_models, _threads);
+                using var features = new SentenceFeatures(_models, _threads, _maxTokens);
                 IntentEngine engine = IntentEngine.Train(features, definitions, settings, _cacheDirectory);
                 Volatile.Write(ref _engineSettings, settings);
                 Volatile.Write(ref _engine, engine);

@@ -26,15 +26,14 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     private readonly ProtocolProfile _profiles;
     private readonly HermesProtocol _hermes;
     private readonly NativeProtocol _native;
-    private readonly string _intentsSetTopic, _intentsStatusTopic;
+    private readonly string _intentsSetTopic, _intentsStatusTopic, _modelStatusTopic;
     private readonly CancellationTokenSource _stopping = new();
     private IntentRuntime? _runtime;
     private EmbeddedBroker? _broker;
     private AzureModule? _azure;
     private MqttConnection? _connection;
     private Task _connectionLoop = Task.CompletedTask, _workerLoop = Task.CompletedTask;
-    private FileSystemWatcher? _watcher;
-    private Timer? _reloadDebounce;
+    private readonly List<IDisposable> _watchers = [];
 
     public IntentService(ModuleSettings settings, ModuleCounters counters, ILogger<IntentService> logger)
     {
@@ -47,6 +46,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
         _native = new NativeProtocol(settings.SiteId);
         _intentsSetTopic = $"edgeslm/{settings.SiteId}/intents/set";
         _intentsStatusTopic = $"edgeslm/{settings.SiteId}/intents/status";
+        _modelStatusTopic = $"edgeslm/{settings.SiteId}/model/status";
         // Full queue: the receive handler waits, MQTTnet stops reading, the broker holds the rest. Nothing is dropped.
         _queue = Channel.CreateBounded<ReceivedMessage>(new BoundedChannelOptions(settings.QueueCapacity)
         {
@@ -95,6 +95,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
         _connectionLoop = Task.Run(() => _connection.RunAsync(_stopping.Token));
         _workerLoop = Task.Run(() => WorkAsync(_stopping.Token));
         WatchIntentsFile();
+        WatchModelFile();
         _logger.LogInformation("EdgeSlm running: site {Site}, profiles {Profiles}, broker {Broker}, {Threads} threads",
             _settings.SiteId, _settings.Profiles, address.Embedded ? $"embedded:{address.Port}" : $"{address.Host}:{address.Port}{(address.Tls ? " (TLS)" : "")}", _settings.Threads);
     }
@@ -112,6 +113,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     }
 
     private readonly TaskCompletionSource _firstConnection = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _modelStatusPublished;
 
     /// <summary>Completes once the module is connected and subscribed for the first time.</summary>
     public Task Connected => _firstConnection.Task;
@@ -121,9 +123,17 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
         _firstConnection.TrySetResult();
         if (_azure is not null)
         {
+            // IoT Hub takes only its own topics: status goes to the twin's reported properties.
             await _azure.OnConnectedAsync();
+            return;
         }
-        else if (_settings.HomeAssistant.Discovery)
+        if (!_modelStatusPublished)
+        {
+            // Once: later reports (a changed model file) replace this retained message.
+            _modelStatusPublished = true;
+            await PublishModelStatusAsync("ready", Runtime.ModelWarning);
+        }
+        if (_settings.HomeAssistant.Discovery)
         {
             await PublishDiscoveryAsync(Runtime.Engine);
         }
@@ -144,13 +154,25 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
             return;
         }
         _counters.Inference.SetQueueDepth(_queue.Reader.Count + 1);
-        try
+        // Wait for room, but never on a dead connection: MQTTnet reports a lost broker only after this handler
+        // returns, and the worker cannot free room while it waits to publish on the next connection (a deadlock
+        // that FaultTests found). A message given up here is not acknowledged, so the broker delivers it again.
+        while (!_queue.Writer.TryWrite(message))
         {
-            await _queue.Writer.WriteAsync(message, _stopping.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            // Stopping: not acknowledged, so the broker delivers it again after the restart.
+            if (_stopping.IsCancellationRequested || message.Connection != _connection!.Connection || !_connection.IsConnected)
+            {
+                Interlocked.Increment(ref _counters.StaleSkipped);
+                return;
+            }
+            using var poll = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            poll.CancelAfter(TimeSpan.FromMilliseconds(100));
+            try
+            {
+                await _queue.Writer.WaitToWriteAsync(poll.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
         }
     }
 
@@ -321,22 +343,85 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     private void WatchIntentsFile()
     {
         string? path = _settings.Intents;
-        if (string.IsNullOrWhiteSpace(path) || !File.Exists(path))
+        if (!string.IsNullOrWhiteSpace(path) && File.Exists(path))
         {
-            return;
+            Watch(Path.GetFullPath(path), ReloadIntentsFile);
         }
-        string full = Path.GetFullPath(path);
-        _watcher = new FileSystemWatcher(Path.GetDirectoryName(full)!, Path.GetFileName(full))
+    }
+
+    private void WatchModelFile()
+    {
+        if (Runtime.ModelFile is string path)
+        {
+            Watch(path, _ => CheckModelFile());
+        }
+    }
+
+    /// <summary>Calls <paramref name="changed"/> once a file has been written, replaced or renamed into place and has settled.</summary>
+    private void Watch(string path, Action<string> changed)
+    {
+        var watcher = new FileSystemWatcher(Path.GetDirectoryName(path)!, Path.GetFileName(path))
         {
             NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.FileName | NotifyFilters.CreationTime,
         };
-        // Editors save in several steps: wait for the file to settle before reading it.
-        _reloadDebounce = new Timer(_ => ReloadIntentsFile(full), null, Timeout.Infinite, Timeout.Infinite);
-        FileSystemEventHandler changed = (_, _) => _reloadDebounce.Change(500, Timeout.Infinite);
-        _watcher.Changed += changed;
-        _watcher.Created += changed;
-        _watcher.Renamed += (_, _) => _reloadDebounce.Change(500, Timeout.Infinite);
-        _watcher.EnableRaisingEvents = true;
+        // Editors and copies write in several steps: wait for the file to settle before reading it.
+        var debounce = new Timer(_ => changed(path), null, Timeout.Infinite, Timeout.Infinite);
+        FileSystemEventHandler onChange = (_, _) => debounce.Change(500, Timeout.Infinite);
+        watcher.Changed += onChange;
+        watcher.Created += onChange;
+        watcher.Deleted += onChange;
+        watcher.Renamed += (_, _) => debounce.Change(500, Timeout.Infinite);
+        watcher.EnableRaisingEvents = true;
+        _watchers.Add(watcher);
+        _watchers.Add(debounce);
+    }
+
+    /// <summary>
+    /// The model file changed: the module keeps the model it loaded (a private copy, so even a file overwritten in
+    /// place cannot touch it) and says on the model status topic whether the file on disk is usable.
+    /// </summary>
+    private void CheckModelFile()
+    {
+        try
+        {
+            string? replaced = Runtime.CheckModelFile();
+            if (replaced is not null)
+            {
+                _logger.LogWarning("Model file changed: {Message}", replaced);
+            }
+            _ = PublishModelStatusAsync(replaced is null ? "ready" : "replaced", replaced);
+        }
+        catch (Exception e) when (e is Gguf.GgufFormatException or IOException or UnauthorizedAccessException)
+        {
+            _logger.LogError("Model file {Path} is not usable, keeping the model in use (a restart now would fail): {Reason}", Runtime.ModelFile, e.Message);
+            _ = PublishModelStatusAsync("error", e.Message);
+        }
+    }
+
+    private async Task PublishModelStatusAsync(string status, string? message)
+    {
+        if (_azure is not null)
+        {
+            // IoT Hub closes a connection that publishes outside its topics: the log carries it there.
+            _logger.LogInformation("Model status {Status}{Message}", status, message is null ? "" : ": " + message);
+            return;
+        }
+        byte[] payload = JsonFields.Object(w =>
+        {
+            w.WriteString("status", status);
+            w.WriteString("model", Runtime.ModelDescription);
+            if (Runtime.ModelFile is not null) w.WriteString("file", Runtime.ModelFile);
+            if (Runtime.ModelWarning is not null) w.WriteBoolean("convertedInMemory", true);
+            if (message is not null) w.WriteString(status == "error" ? "error" : "message", message);
+            w.WriteString("time", DateTimeOffset.UtcNow.ToString("O"));
+        });
+        try
+        {
+            await _connection!.PublishAsync(new OutgoingMessage(_modelStatusTopic, payload, Retain: true), _stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private void ReloadIntentsFile(string path)
@@ -416,7 +501,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        _watcher?.Dispose();
+        foreach (IDisposable watcher in _watchers) watcher.Dispose();
         _stopping.Cancel();
         _queue.Writer.TryComplete();
         try
@@ -435,7 +520,6 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _reloadDebounce?.Dispose();
         if (_connection is not null) await _connection.DisposeAsync();
         if (_broker is not null) await _broker.DisposeAsync();
         _azure?.Dispose();

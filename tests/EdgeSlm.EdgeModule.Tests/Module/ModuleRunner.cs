@@ -83,6 +83,7 @@ public sealed class ModuleProcess : IDisposable
     }
 
     public bool HasExited => _process.HasExited;
+    public int ProcessId => _process.Id;
     public int ExitCode => _process.ExitCode;
 
     public static ModuleProcess Start(params string[] args)

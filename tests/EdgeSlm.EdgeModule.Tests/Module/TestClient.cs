@@ -35,13 +35,18 @@ public sealed class TestClient : IAsyncDisposable
         _client.ApplicationMessageReceivedAsync += e =>
         {
             MqttApplicationMessage m = e.ApplicationMessage;
-            _received.Enqueue(new Received(m.Topic, Encoding.UTF8.GetString(m.Payload), m.CorrelationData, m.Retain));
+            var received = new Received(m.Topic, Encoding.UTF8.GetString(m.Payload), m.CorrelationData, m.Retain);
+            _received.Enqueue(received);
+            MessageReceived?.Invoke(received);
             _arrived.Release();
             return Task.CompletedTask;
         };
     }
 
     public IReadOnlyCollection<Received> Messages => _received.ToArray();
+
+    /// <summary>Raised on MQTTnet's receive thread for every message, before <see cref="WaitForAsync(Func{IReadOnlyCollection{Received}, bool}, TimeSpan, string)"/> sees it.</summary>
+    public event Action<Received>? MessageReceived;
 
     public static async Task<TestClient> ConnectAsync(int port, params string[] filters)
     {
