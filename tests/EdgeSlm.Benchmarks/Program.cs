@@ -12,6 +12,8 @@ internal static class Program
         """
         usage: EdgeSlm.Benchmarks kernels [--threads 1,2] [--shapes 384x384,...] [--quick] [--out FILE] [--ggml avx512|avx2|avx|noavx]
                EdgeSlm.Benchmarks embed [--threads 1,2] [--quick] [--out FILE] [--model FILE.gguf]
+               EdgeSlm.Benchmarks embed-stages [--threads 1] [--rounds 20] [--tokens 9-12] [--model FILE.gguf]
+               EdgeSlm.Benchmarks kernel-ab   (x64: the 4-row against the 8-row kernel, interleaved)
                EdgeSlm.Benchmarks module [--threads 1,2] [--count 10000] [--sustain-seconds 60] [--out FILE]
 
           module         the module (edgeslm run, a child process) through a real mosquitto, per thread count: a burst
@@ -21,6 +23,9 @@ internal static class Program
           embed          sentence-embedding latency (batch 1), load time and peak RSS: EdgeSlm on its q4_0 GGUF,
                          ONNX Runtime fp32 on the bundled ONNX, llama.cpp on the same GGUF, each in its own process
           --model        the GGUF for EdgeSlm and llama.cpp (default: the bundled MiniLM converted to q4_0)
+
+          embed-stages   EdgeSlm's forward pass timed stage by stage (embeddings, quantization, each projection,
+                         attention, GELU, LayerNorm, ...), median and minimum µs per utterance over rounds
 
           kernels        Q4_0 GEMV and GEMM: our QuantMatMul vs llama.cpp's ggml vs f32, as a markdown table
           --threads      thread counts to measure, comma-separated (default 1,2)
@@ -37,9 +42,34 @@ internal static class Program
             Console.WriteLine(Usage);
             return args.Length == 0 ? 2 : 0;
         }
+        if (args[0] == "kernel-ab")
+        {
+            return Kernels.KernelAb.Run();
+        }
         if (args[0] == "jit-kernels")
         {
             return Kernels.JitKernels.Run();
+        }
+        if (args[0] == "embed-stages")
+        {
+            int stageThreads = 1, rounds = 20, minTokens = 9, maxTokens = 12;
+            string? stageModel = null;
+            for (int i = 1; i < args.Length; i++)
+            {
+                switch (args[i])
+                {
+                    case "--threads" when i + 1 < args.Length: stageThreads = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                    case "--rounds" when i + 1 < args.Length: rounds = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                    case "--tokens" when i + 1 < args.Length:
+                        string[] range = args[++i].Split('-');
+                        minTokens = int.Parse(range[0], CultureInfo.InvariantCulture);
+                        maxTokens = int.Parse(range[^1], CultureInfo.InvariantCulture);
+                        break;
+                    case "--model" when i + 1 < args.Length: stageModel = args[++i]; break;
+                    default: return Fail($"embed-stages: unknown argument '{args[i]}'");
+                }
+            }
+            return Embed.StageProfile.Run(stageThreads, rounds, stageModel, minTokens, maxTokens);
         }
         if (args[0] is "embed" or "embed-worker")
         {

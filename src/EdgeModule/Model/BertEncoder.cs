@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using EdgeSlm.Kernels.Dispatch;
 using EdgeSlm.Kernels.MatMul;
@@ -31,6 +33,7 @@ public sealed class BertEncoder : IDisposable
     private float[] _feedForward = []; // (tokens, feed-forward)
     private float[] _scores = [];      // (context) one row of attention weights
     private float[] _int8Input = [];   // (tokens, feed-forward) a linear layer's input without its outlier columns
+    private readonly QuantizedActivations _quantized = new(); // (tokens, columns) a linear layer's input in Q8_0
 
     public BertEncoder(BertModel model, int threads = 1, KernelPath? path = null)
     {
@@ -85,14 +88,17 @@ public sealed class BertEncoder : IDisposable
             }
         }
         EnsureCapacity(total);
+        StartStages();
 
         Embed(tokens, lengths);
+        EndStage(Stage.Embeddings);
         IReadOnlyList<LayerWeights> layers = _model.Layers;
         for (int i = 0; i < layers.Count; i++) // index, not foreach: an interface enumerator would allocate
         {
             EncoderLayer(layers[i], lengths, total);
         }
         Pool(lengths, embeddings);
+        EndStage(Stage.Pooling);
     }
 
     /// <summary>Embeddings: word + position + token type (all type 0), then LayerNorm.</summary>
@@ -118,10 +124,10 @@ public sealed class BertEncoder : IDisposable
         int hidden = _config.HiddenSize;
         Span<float> x = _hidden.AsSpan(0, total * hidden);
 
-        // Q, K, V projections of every token.
-        Linear(layer.Query, x, total, _query);
-        Linear(layer.Key, x, total, _key);
-        Linear(layer.Value, x, total, _value);
+        // Q, K, V projections of every token; one input, quantized once where the outlier columns agree.
+        Linear(layer.Query, x, total, _query, Stage.QueryKeyValue);
+        Linear(layer.Key, x, total, _key, Stage.QueryKeyValue, inputQuantized: SharesQuantizedInput(layer.Key, layer.Query));
+        Linear(layer.Value, x, total, _value, Stage.QueryKeyValue, inputQuantized: SharesQuantizedInput(layer.Value, layer.Key));
 
         // Scaled dot-product attention, per sentence and head.
         int start = 0;
@@ -130,20 +136,24 @@ public sealed class BertEncoder : IDisposable
             Attention(start, length);
             start += length;
         }
+        EndStage(Stage.Attention);
 
         // Output projection, residual, LayerNorm.
-        Linear(layer.AttentionOutput, _context.AsSpan(0, total * hidden), total, _projected);
+        Linear(layer.AttentionOutput, _context.AsSpan(0, total * hidden), total, _projected, Stage.AttentionOutput);
         AddAndNorm(x, _projected, total, layer.AttentionNormWeight, layer.AttentionNormBias);
+        EndStage(Stage.LayerNorm);
 
         // Feed-forward: up, GELU, down, residual, LayerNorm.
         int ffn = _config.FeedForwardSize;
-        Linear(layer.FeedForwardUp, x, total, _feedForward);
+        Linear(layer.FeedForwardUp, x, total, _feedForward, Stage.FeedForwardUp);
         for (int t = 0; t < total; t++)
         {
             Gelu(_feedForward.AsSpan(t * ffn, ffn));
         }
-        Linear(layer.FeedForwardDown, _feedForward.AsSpan(0, total * ffn), total, _projected);
+        EndStage(Stage.Gelu);
+        Linear(layer.FeedForwardDown, _feedForward.AsSpan(0, total * ffn), total, _projected, Stage.FeedForwardDown);
         AddAndNorm(x, _projected, total, layer.OutputNormWeight, layer.OutputNormBias);
+        EndStage(Stage.LayerNorm);
     }
 
     private void Attention(int start, int length)
@@ -176,39 +186,22 @@ public sealed class BertEncoder : IDisposable
     /// larger than the rest; in int8 they would take the whole scale of their 32-value block. Those columns
     /// (chosen at conversion, <see cref="LinearWeights.OutlierColumns"/>) are zeroed for the int8 product and
     /// added back in float: under 1% more multiply-adds for int8 error close to float activations.
+    /// <paramref name="inputQuantized"/>: the input is already in <see cref="_quantized"/> (the previous call had
+    /// the same input and outlier columns), as for a layer's key and value after its query.
     /// </summary>
-    private void Linear(LinearWeights weights, ReadOnlySpan<float> input, int tokens, Span<float> output)
+    private void Linear(LinearWeights weights, ReadOnlySpan<float> input, int tokens, Span<float> output, Stage stage, bool inputQuantized = false)
     {
         Span<float> y = output[..(tokens * weights.Rows)];
         ReadOnlySpan<float> x = input[..(tokens * weights.Columns)];
         if (weights.Quantized is not null)
         {
-            int[] outliers = weights.OutlierColumns;
-            if (outliers.Length == 0)
+            if (!inputQuantized)
             {
-                _matMul.Multiply(weights.Quantized, x, tokens, y);
+                QuantizeInput(weights, x, tokens);
+                EndStage(Stage.Quantize);
             }
-            else
-            {
-                Span<float> inliers = _int8Input.AsSpan(0, x.Length);
-                x.CopyTo(inliers);
-                for (int t = 0; t < tokens; t++)
-                {
-                    foreach (int column in outliers)
-                    {
-                        inliers[t * weights.Columns + column] = 0f;
-                    }
-                }
-                _matMul.Multiply(weights.Quantized, inliers, tokens, y);
-                for (int t = 0; t < tokens; t++)
-                {
-                    Span<float> row = y.Slice(t * weights.Rows, weights.Rows);
-                    for (int i = 0; i < outliers.Length; i++)
-                    {
-                        TensorPrimitives.MultiplyAdd(weights.OutlierWeights.AsSpan(i * weights.Rows, weights.Rows), x[t * weights.Columns + outliers[i]], row, row);
-                    }
-                }
-            }
+            _matMul.Multiply(weights.Quantized, _quantized, y);
+            EndStage(stage);
         }
         else
         {
@@ -221,12 +214,75 @@ public sealed class BertEncoder : IDisposable
                     y[t * weights.Rows + r] = TensorPrimitives.Dot(xt, w.AsSpan(r * weights.Columns, weights.Columns));
                 }
             }
+            EndStage(stage);
         }
         _observer?.Invoke(weights, x, tokens);
+        AddBiasAndOutliers(weights, x, tokens, y);
+        EndStage(Stage.BiasAndOutliers);
+    }
+
+    /// <summary>Whether <paramref name="next"/> can reuse the quantized input of <paramref name="previous"/> (same input assumed).</summary>
+    private static bool SharesQuantizedInput(LinearWeights next, LinearWeights previous) =>
+        next.Quantized is not null && previous.Quantized is not null && next.OutlierColumns.AsSpan().SequenceEqual(previous.OutlierColumns);
+
+    private void QuantizeInput(LinearWeights weights, ReadOnlySpan<float> x, int tokens)
+    {
+        int[] outliers = weights.OutlierColumns;
+        if (outliers.Length == 0)
+        {
+            _matMul.Quantize(x, tokens, weights.Columns, _quantized);
+            return;
+        }
+        Span<float> inliers = _int8Input.AsSpan(0, x.Length);
+        x.CopyTo(inliers);
         for (int t = 0; t < tokens; t++)
         {
-            Span<float> row = y.Slice(t * weights.Rows, weights.Rows);
-            TensorPrimitives.Add(row, weights.Bias, row);
+            foreach (int column in outliers)
+            {
+                inliers[t * weights.Columns + column] = 0f;
+            }
+        }
+        _matMul.Quantize(inliers, tokens, weights.Columns, _quantized);
+    }
+
+    /// <summary>
+    /// y[t] += b + Σ_i x[t, c_i] · W[:, c_i] over the outlier columns c_i, in one pass over each output row for up
+    /// to four outliers (one TensorPrimitives call per outlier and token cost more than the arithmetic).
+    /// </summary>
+    private static void AddBiasAndOutliers(LinearWeights weights, ReadOnlySpan<float> x, int tokens, Span<float> y)
+    {
+        int rows = weights.Rows, columns = weights.Columns;
+        int[] outliers = weights.OutlierColumns;
+        ReadOnlySpan<float> bias = weights.Bias;
+        ReadOnlySpan<float> outlierWeights = weights.OutlierWeights;
+        for (int t = 0; t < tokens; t++)
+        {
+            Span<float> row = y.Slice(t * rows, rows);
+            if (outliers.Length != 4 || rows % Vector<float>.Count != 0)
+            {
+                TensorPrimitives.Add(row, bias, row);
+                for (int i = 0; i < outliers.Length; i++)
+                {
+                    TensorPrimitives.MultiplyAdd(outlierWeights.Slice(i * rows, rows), x[t * columns + outliers[i]], row, row);
+                }
+                continue;
+            }
+            var x0 = new Vector<float>(x[t * columns + outliers[0]]);
+            var x1 = new Vector<float>(x[t * columns + outliers[1]]);
+            var x2 = new Vector<float>(x[t * columns + outliers[2]]);
+            var x3 = new Vector<float>(x[t * columns + outliers[3]]);
+            Span<Vector<float>> output = MemoryMarshal.Cast<float, Vector<float>>(row);
+            ReadOnlySpan<Vector<float>> b = MemoryMarshal.Cast<float, Vector<float>>(bias);
+            ReadOnlySpan<Vector<float>> w = MemoryMarshal.Cast<float, Vector<float>>(outlierWeights);
+            int stride = rows / Vector<float>.Count;
+            for (int v = 0; v < output.Length; v++)
+            {
+                Vector<float> sum = output[v] + b[v];
+                sum = Vector.FusedMultiplyAdd(w[v], x0, sum);
+                sum = Vector.FusedMultiplyAdd(w[stride + v], x1, sum);
+                sum = Vector.FusedMultiplyAdd(w[2 * stride + v], x2, sum);
+                output[v] = Vector.FusedMultiplyAdd(w[3 * stride + v], x3, sum);
+            }
         }
     }
 
@@ -236,6 +292,39 @@ public sealed class BertEncoder : IDisposable
     private LinearInputObserver? _observer;
 
     internal void Observe(LinearInputObserver? observer) => _observer = observer;
+
+    /// <summary>The steps of a forward pass, as <see cref="ProfileStages"/> times them.</summary>
+    internal enum Stage
+    {
+        Embeddings, Quantize, QueryKeyValue, AttentionOutput, FeedForwardUp, FeedForwardDown, BiasAndOutliers,
+        Attention, LayerNorm, Gelu, Pooling,
+    }
+
+    private long[]? _stageTicks;
+    private long _stageStart;
+
+    /// <summary>Benchmarks: adds the Stopwatch ticks of each <see cref="Stage"/> of every Encode to <paramref name="ticks"/> (null: off).</summary>
+    internal void ProfileStages(long[]? ticks) => _stageTicks = ticks;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void StartStages()
+    {
+        if (_stageTicks is not null)
+        {
+            _stageStart = Stopwatch.GetTimestamp();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void EndStage(Stage stage)
+    {
+        if (_stageTicks is not null)
+        {
+            long now = Stopwatch.GetTimestamp();
+            _stageTicks[(int)stage] += now - _stageStart;
+            _stageStart = now;
+        }
+    }
 
     private void AddAndNorm(Span<float> x, ReadOnlySpan<float> residual, int tokens, float[] weight, float[] bias)
     {

@@ -491,3 +491,200 @@ internal readonly unsafe struct Vector256Tiles<TFormat, TDot> : ITileKernels
     private static Vector128<float> RowScales(byte* w0, byte* w1, byte* w2, byte* w3) =>
         Fp16.ToSingle(TileWalk.ScaleBits(w0, w1, w2, w3));
 }
+
+/// <summary>How many tokens a group of <see cref="Vector256RowTiles8{TFormat, TDot}"/> multiplies (2 to 4), fixed at JIT time.</summary>
+internal interface ITokenCount
+{
+    static abstract int Count { get; }
+}
+
+internal readonly struct TwoTokens : ITokenCount { public static int Count => 2; }
+internal readonly struct ThreeTokens : ITokenCount { public static int Count => 3; }
+internal readonly struct FourTokens : ITokenCount { public static int Count => 4; }
+
+/// <summary>
+/// The x64 tiers' main kernel: tiles of 8 rows × up to 16 tokens, block by block. Each block of the 8 rows is
+/// transposed once, into a small buffer on the stack, so that each 32-bit lane holds 4 consecutive weights of one
+/// row ([r0 .. r7], row order kept); 4 activation bytes of a token are broadcast to all lanes, so one multiply
+/// serves 8 rows and no horizontal adds are needed. All the tile's tokens then use that block, in groups of 4
+/// (a tail of 1 to 3 as 2 or 3: 10 tokens run as 4 + 4 + 2, not as 12), their float sums kept on the stack. The
+/// weights are thus read from memory once per tile, with the arithmetic of every token between two blocks: a
+/// token-outer order (all blocks for 4 tokens, then again for the next 4) waited on memory. Rows that do not
+/// fill a tile of 8 go to the 4-row kernels of <see cref="Vector256Tiles{TFormat, TDot}"/>.
+/// </summary>
+internal static unsafe class Vector256RowTiles8<TFormat, TDot>
+    where TFormat : struct, IWeightFormat
+    where TDot : struct, IInt8Dot256
+{
+    private const int MaxTokens = 16;
+
+    public static void RunRows(in MatMulArgs args, int rowStart, int rowEnd)
+    {
+        if (args.Tokens == 1)
+        {
+            // A matrix-vector product has no tokens to share a transposed block: the 4-row kernel is faster.
+            TileWalk.RunRows<Vector256Tiles<TFormat, TDot>>(args, rowStart, rowEnd);
+            return;
+        }
+        int row = rowStart;
+        for (; row + 8 <= rowEnd; row += 8)
+        {
+            for (int t = 0; t < args.Tokens; t += MaxTokens)
+            {
+                Tile(args, row, t, Math.Min(MaxTokens, args.Tokens - t));
+            }
+        }
+        if (row < rowEnd)
+        {
+            TileWalk.RunRows<Vector256Tiles<TFormat, TDot>>(args, row, rowEnd);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
+    private static void Tile(in MatMulArgs args, int row, int firstToken, int tokens)
+    {
+        // Both buffers 64-byte aligned: the stack is only 16-byte aligned, and a vector split across cache lines
+        // made the whole kernel slower than the 4-row one in the model (not in a benchmark calling it directly).
+        byte* stack = stackalloc byte[(MaxTokens + 16) * 32 + 63];
+        var sums = (Vector256<float>*)(((nint)stack + 63) & ~(nint)63);
+        for (int i = 0; i < tokens; i++)
+        {
+            sums[i] = default;
+        }
+        // Q4_0: the 8 unsigned nibble vectors. Q8_0: the 8 signed weight vectors, then their 8 magnitudes.
+        var block = (Vector256<byte>*)(sums + MaxTokens);
+        byte* w0 = args.WeightRow(row);
+        byte* w4 = w0 + 4 * args.WeightRowBytes;
+        nint stride = args.WeightRowBytes, stride3 = 3 * args.WeightRowBytes;
+        nint tokenBytes = (nint)args.Blocks * ActivationBlock.Bytes;
+        byte* a = args.ActivationRow(firstToken);
+        for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, w4 += TFormat.BlockBytes, a += ActivationBlock.Bytes)
+        {
+            if (TFormat.BlockBytes == BlockQ4_0.Bytes)
+            {
+                // Byte j holds weights j (low nibble) and j + 16 (high nibble): group g's low nibbles meet
+                // activations 4g..4g+3, its high nibbles 16+4g..19+4g, i.e. vector 4 + g.
+                Transpose(w0 + 2, w4 + 2, stride, stride3, out Vector256<byte> g0, out Vector256<byte> g1, out Vector256<byte> g2, out Vector256<byte> g3);
+                Vector256<byte> mask = Vector256.Create((byte)0x0F);
+                block[0] = g0 & mask; block[4] = (g0.AsUInt16() >> 4).AsByte() & mask;
+                block[1] = g1 & mask; block[5] = (g1.AsUInt16() >> 4).AsByte() & mask;
+                block[2] = g2 & mask; block[6] = (g2.AsUInt16() >> 4).AsByte() & mask;
+                block[3] = g3 & mask; block[7] = (g3.AsUInt16() >> 4).AsByte() & mask;
+            }
+            else
+            {
+                Transpose(w0 + 2, w4 + 2, stride, stride3, out block[0], out block[1], out block[2], out block[3]);
+                Transpose(w0 + 18, w4 + 18, stride, stride3, out block[4], out block[5], out block[6], out block[7]);
+                for (int g = 0; g < 8; g++)
+                {
+                    block[8 + g] = Avx2.Abs(block[g].AsSByte());
+                }
+            }
+            Vector256<float> scales = RowScales(w0, w4, stride, stride3);
+
+            int t = 0;
+            for (; t + 4 <= tokens; t += 4)
+            {
+                Group<FourTokens>(block, a + t * tokenBytes, tokenBytes, scales, sums + t);
+            }
+            switch (tokens - t)
+            {
+                case 3: Group<ThreeTokens>(block, a + t * tokenBytes, tokenBytes, scales, sums + t); break;
+                case 2: Group<TwoTokens>(block, a + t * tokenBytes, tokenBytes, scales, sums + t); break;
+                case 1: Group<TwoTokens>(block, a + t * tokenBytes, 0, scales, sums + t); break; // the token twice; sums[t + 1] is unused
+            }
+        }
+        float* y = args.Output + (nint)firstToken * args.OutputStride + row;
+        for (int i = 0; i < tokens; i++)
+        {
+            sums[i].Store(y + (nint)i * args.OutputStride);
+        }
+    }
+
+    /// <summary>One block's products for 2 to 4 tokens (activation blocks <paramref name="tokenBytes"/> apart), added to their float sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Group<TTokens>(Vector256<byte>* block, byte* a0, nint tokenBytes, Vector256<float> scales, Vector256<float>* sums)
+        where TTokens : struct, ITokenCount
+    {
+        int tokens = TTokens.Count;
+        byte* a1 = a0 + tokenBytes, a2 = a1 + tokenBytes, a3 = a2 + tokenBytes;
+        Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
+        for (int g = 0; g < 8; g++)
+        {
+            int offset = ActivationBlock.QuantsOffset + 4 * g;
+            i0 = Products(i0, block, g, a0 + offset);
+            i1 = Products(i1, block, g, a1 + offset);
+            if (tokens > 2) i2 = Products(i2, block, g, a2 + offset);
+            if (tokens > 3) i3 = Products(i3, block, g, a3 + offset);
+        }
+        sums[0] = Accumulate(sums[0], i0, a0, scales);
+        sums[1] = Accumulate(sums[1], i1, a1, scales);
+        if (tokens > 2) sums[2] = Accumulate(sums[2], i2, a2, scales);
+        if (tokens > 3) sums[3] = Accumulate(sums[3], i3, a3, scales);
+    }
+
+    /// <summary>Adds vector <paramref name="g"/> of the block times the token's 4 activation bytes at <paramref name="a"/>, broadcast.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Products(Vector256<int> sums, Vector256<byte>* block, int g, byte* a)
+    {
+        Vector256<sbyte> x = Vector256.Create(*(int*)a).AsSByte();
+        if (TFormat.BlockBytes == BlockQ4_0.Bytes)
+        {
+            if (typeof(TDot) == typeof(Avx2Dot))
+            {
+                // 16-bit pair sums of nibbles (0..15) times activations: at most 8 · 2 · 15 · 127 = 30480 in
+                // magnitude over the block, so they are added in 16 bits and widened once (Accumulate).
+                return (sums.AsInt16() + Avx2.MultiplyAddAdjacent(block[g], x)).AsInt32();
+            }
+            return AvxVnni.MultiplyWideningAndAdd(sums, block[g], x);
+        }
+        // Q8_0: |w| is the unsigned operand and w's sign moves onto the activations (as in the 4-row kernels).
+        return sums + TDot.DotUnsigned(block[8 + g], Avx2.Sign(x, block[g].AsSByte()));
+    }
+
+    /// <summary>
+    /// 16 bytes from each of 8 rows (at w0 + i·stride and w4 + i·stride) as 4 vectors, vector g holding bytes
+    /// 4g..4g+3 of row i in 32-bit lane i.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose(byte* w0, byte* w4, nint stride, nint stride3,
+        out Vector256<byte> g0, out Vector256<byte> g1, out Vector256<byte> g2, out Vector256<byte> g3)
+    {
+        // [r0 | r4], [r1 | r5], [r2 | r6], [r3 | r7], then a 4×4 transpose of 32-bit lanes within each 128-bit half.
+        Vector256<int> r04 = Avx2.InsertVector128(Vector128.Load(w0).AsInt32().ToVector256Unsafe(), Vector128.Load(w4).AsInt32(), 1);
+        Vector256<int> r15 = Avx2.InsertVector128(Vector128.Load(w0 + stride).AsInt32().ToVector256Unsafe(), Vector128.Load(w4 + stride).AsInt32(), 1);
+        Vector256<int> r26 = Avx2.InsertVector128(Vector128.Load(w0 + 2 * stride).AsInt32().ToVector256Unsafe(), Vector128.Load(w4 + 2 * stride).AsInt32(), 1);
+        Vector256<int> r37 = Avx2.InsertVector128(Vector128.Load(w0 + stride3).AsInt32().ToVector256Unsafe(), Vector128.Load(w4 + stride3).AsInt32(), 1);
+        Vector256<int> low01 = Avx2.UnpackLow(r04, r15), high01 = Avx2.UnpackHigh(r04, r15);   // [r0.0 r1.0 r0.1 r1.1], [r0.2 r1.2 r0.3 r1.3]
+        Vector256<int> low23 = Avx2.UnpackLow(r26, r37), high23 = Avx2.UnpackHigh(r26, r37);
+        g0 = Avx2.UnpackLow(low01.AsInt64(), low23.AsInt64()).AsByte();
+        g1 = Avx2.UnpackHigh(low01.AsInt64(), low23.AsInt64()).AsByte();
+        g2 = Avx2.UnpackLow(high01.AsInt64(), high23.AsInt64()).AsByte();
+        g3 = Avx2.UnpackHigh(high01.AsInt64(), high23.AsInt64()).AsByte();
+    }
+
+    /// <summary>The 8 rows' fp16 block scales as floats (see <see cref="Fp16"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> RowScales(byte* w0, byte* w4, nint stride, nint stride3)
+    {
+        Vector256<uint> bits = Vector256.Create(
+            (uint)*(ushort*)w0, *(ushort*)(w0 + stride), *(ushort*)(w0 + 2 * stride), *(ushort*)(w0 + stride3),
+            *(ushort*)w4, *(ushort*)(w4 + stride), *(ushort*)(w4 + 2 * stride), *(ushort*)(w4 + stride3));
+        Vector256<float> magnitude = ((bits & Vector256.Create(0x7FFFu)) << 13).AsSingle() * Vector256.Create(Q8_0Weights.ScaleBitsMultiplier128);
+        return (magnitude.AsUInt32() | ((bits & Vector256.Create(0x8000u)) << 16)).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Accumulate(Vector256<float> sum, Vector256<int> sums, byte* a, Vector256<float> rowScales)
+    {
+        if (TFormat.BlockBytes == BlockQ4_0.Bytes && typeof(TDot) == typeof(Avx2Dot))
+        {
+            sums = Avx2.MultiplyAddAdjacent(sums.AsInt16(), Vector256<short>.One);
+        }
+        if (TFormat.ActivationSumMultiplier256 != 0)
+        {
+            sums -= Vector256.Create(TFormat.ActivationSumMultiplier256 * *(int*)(a + ActivationBlock.SumOffset));
+        }
+        return Vector256.MultiplyAddEstimate(Vector256.ConvertToSingle(sums), rowScales * *(float*)(a + ActivationBlock.ScaleOffset), sum);
+    }
+}

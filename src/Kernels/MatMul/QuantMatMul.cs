@@ -23,9 +23,9 @@ public sealed unsafe class QuantMatMul : IDisposable
 
     private MatMulArgs _args;
     private delegate*<in MatMulArgs, int, int, void> _kernel;
+    private readonly int _tileRows;
     private int _rowTiles;
-    private byte[] _activations = [];
-    private int _activationCapacity;
+    private readonly QuantizedActivations _ownActivations = new();
 
     /// <param name="threads">Threads to split rows over (1 to 64; the caller's thread is one of them).</param>
     /// <param name="path">A kernel path; by default <see cref="KernelPaths.Default"/>.</param>
@@ -39,6 +39,7 @@ public sealed unsafe class QuantMatMul : IDisposable
         _q4_0 = QuantMatMulKernels.Q4_0(Path);
         _q8_0 = QuantMatMulKernels.Q8_0(Path);
         _quantize = QuantMatMulKernels.Quantizer(Path);
+        _tileRows = QuantMatMulKernels.TileRows(Path);
         _pool = new WorkerPool(threads);
         _runPart = RunPart;
     }
@@ -59,7 +60,7 @@ public sealed unsafe class QuantMatMul : IDisposable
         set => _activeThreads = Math.Clamp(value, 1, _pool.Threads);
     }
 
-    /// <summary>y[t, r] = Σ_k W[r, k] · x[t, k].</summary>
+    /// <summary>y[t, r] = Σ_k W[r, k] · x[t, k]: quantizes x, then multiplies.</summary>
     /// <param name="weights">W, rows × k.</param>
     /// <param name="activations">x, tokens × k, row-major.</param>
     /// <param name="tokens">Number of activation rows (1 for a matrix-vector product).</param>
@@ -67,39 +68,62 @@ public sealed unsafe class QuantMatMul : IDisposable
     public void Multiply(QuantizedMatrix weights, ReadOnlySpan<float> activations, int tokens, Span<float> output)
     {
         ArgumentNullException.ThrowIfNull(weights);
+        Quantize(activations, tokens, weights.Columns, _ownActivations);
+        Multiply(weights, _ownActivations, output);
+    }
+
+    /// <summary>Quantizes x (tokens × columns, row-major, columns a multiple of 32) to Q8_0 for <see cref="Multiply(QuantizedMatrix, QuantizedActivations, Span{float})"/>.</summary>
+    public void Quantize(ReadOnlySpan<float> activations, int tokens, int columns, QuantizedActivations destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
         if (tokens < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "At least one token is needed.");
         }
-        int k = weights.Columns;
-        if (activations.Length != (long)tokens * k)
+        if (columns < 1 || columns % BlockQ8_0.Elements != 0)
         {
-            throw new ArgumentException($"{tokens} tokens of {k} values need {(long)tokens * k} activations, not {activations.Length}.", nameof(activations));
+            throw new ArgumentOutOfRangeException(nameof(columns), columns, $"Rows of activations need a positive multiple of {BlockQ8_0.Elements} values.");
         }
+        if (activations.Length != (long)tokens * columns)
+        {
+            throw new ArgumentException($"{tokens} tokens of {columns} values need {(long)tokens * columns} activations, not {activations.Length}.", nameof(activations));
+        }
+        destination.Resize(tokens, columns);
+        fixed (float* x = activations)
+        {
+            _quantize(x, tokens * (columns / BlockQ8_0.Elements), destination.Data);
+        }
+    }
+
+    /// <summary>y[t, r] = Σ_k W[r, k] · x[t, k] for activations quantized by <see cref="Quantize"/>.</summary>
+    public void Multiply(QuantizedMatrix weights, QuantizedActivations activations, Span<float> output)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(activations);
+        if (activations.Columns != weights.Columns)
+        {
+            throw new ArgumentException($"The activations have {activations.Columns} columns; W has {weights.Columns}.", nameof(activations));
+        }
+        int tokens = activations.Tokens;
         if (output.Length != (long)tokens * weights.Rows)
         {
             throw new ArgumentException($"{tokens} tokens times {weights.Rows} rows need {(long)tokens * weights.Rows} outputs, not {output.Length}.", nameof(output));
         }
 
-        int blocks = k / BlockQ8_0.Elements;
-        EnsureActivationCapacity(tokens * blocks);
-        fixed (float* x = activations)
         fixed (float* y = output)
-        fixed (byte* a = _activations)
         {
-            _quantize(x, tokens * blocks, a);
             _args = new MatMulArgs
             {
                 Weights = weights.Data,
                 WeightRowBytes = (nint)weights.RowBytes,
                 Rows = weights.Rows,
-                Blocks = blocks,
-                Activations = a,
+                Blocks = weights.Columns / BlockQ8_0.Elements,
+                Activations = activations.Data,
                 Tokens = tokens,
                 Output = y,
                 OutputStride = weights.Rows,
             };
-            _rowTiles = (weights.Rows + 3) / 4;
+            _rowTiles = (weights.Rows + _tileRows - 1) / _tileRows;
             _kernel = weights.Type == QuantType.Q4_0 ? _q4_0 : _q8_0;
             _parts = ActiveThreads;
             if (_parts == 1 || _rowTiles == 1)
@@ -116,29 +140,18 @@ public sealed unsafe class QuantMatMul : IDisposable
 
     private void RunPart(int part)
     {
-        // Whole 4-row tiles per thread; the last thread also takes the ragged end of the matrix.
+        // Whole tiles per thread; the last thread also takes the ragged end of the matrix.
         int parts = _parts;
         if (part >= parts)
         {
             return;
         }
-        int first = (int)((long)_rowTiles * part / parts) * 4;
-        int end = Math.Min(_args.Rows, (int)((long)_rowTiles * (part + 1) / parts) * 4);
+        int first = (int)((long)_rowTiles * part / parts) * _tileRows;
+        int end = Math.Min(_args.Rows, (int)((long)_rowTiles * (part + 1) / parts) * _tileRows);
         if (first < end)
         {
             _kernel(in _args, first, end);
         }
-    }
-
-    private void EnsureActivationCapacity(int blocks)
-    {
-        if (_activationCapacity >= blocks)
-        {
-            return;
-        }
-        // Pinned (POH) so the kernels can hold pointers while worker threads run.
-        _activations = GC.AllocateUninitializedArray<byte>(blocks * ActivationBlock.Bytes, pinned: true);
-        _activationCapacity = blocks;
     }
 
     public void Dispose() => _pool.Dispose();
@@ -153,8 +166,8 @@ internal static unsafe class QuantMatMulKernels
         KernelPath.Portable => &TileWalk.RunRows<Vector128Tiles<Q4_0Weights, Vector128Dot>>,
         KernelPath.Neon => &TileWalk.RunRows<Vector128Tiles<Q4_0Weights, AdvSimdDot>>,
         KernelPath.NeonDotProd => &TileWalk.RunRows<Vector128Tiles<Q4_0Weights, AdvSimdDotProdDot>>,
-        KernelPath.Avx2 => &TileWalk.RunRows<Vector256Tiles<Q4_0Weights, Avx2Dot>>,
-        KernelPath.AvxVnni => &TileWalk.RunRows<Vector256Tiles<Q4_0Weights, AvxVnniDot>>,
+        KernelPath.Avx2 => &Vector256RowTiles8<Q4_0Weights, Avx2Dot>.RunRows,
+        KernelPath.AvxVnni => &Vector256RowTiles8<Q4_0Weights, AvxVnniDot>.RunRows,
         _ => throw new NotSupportedException($"Unknown kernel path {path}."),
     };
 
@@ -164,10 +177,13 @@ internal static unsafe class QuantMatMulKernels
         KernelPath.Portable => &TileWalk.RunRows<Vector128Tiles<Q8_0Weights, Vector128Dot>>,
         KernelPath.Neon => &TileWalk.RunRows<Vector128Tiles<Q8_0Weights, AdvSimdDot>>,
         KernelPath.NeonDotProd => &TileWalk.RunRows<Vector128Tiles<Q8_0Weights, AdvSimdDotProdDot>>,
-        KernelPath.Avx2 => &TileWalk.RunRows<Vector256Tiles<Q8_0Weights, Avx2Dot>>,
-        KernelPath.AvxVnni => &TileWalk.RunRows<Vector256Tiles<Q8_0Weights, AvxVnniDot>>,
+        KernelPath.Avx2 => &Vector256RowTiles8<Q8_0Weights, Avx2Dot>.RunRows,
+        KernelPath.AvxVnni => &Vector256RowTiles8<Q8_0Weights, AvxVnniDot>.RunRows,
         _ => throw new NotSupportedException($"Unknown kernel path {path}."),
     };
+
+    /// <summary>Rows per tile of the path's main kernel: threads get whole tiles.</summary>
+    public static int TileRows(KernelPath path) => path is KernelPath.Avx2 or KernelPath.AvxVnni ? 8 : 4;
 
     public static ActivationQuantizer.Tier Quantizer(KernelPath path) => path switch
     {

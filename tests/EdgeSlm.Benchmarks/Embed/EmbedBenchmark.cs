@@ -126,7 +126,7 @@ internal static class EmbedBenchmark
         return text.ToString();
     }
 
-    private static string ConvertDefaultModel()
+    internal static string ConvertDefaultModel()
     {
         string path = Path.Combine(Path.GetTempPath(), "edgeslm-bench-minilm-q4_0.gguf");
         if (!File.Exists(path))
@@ -138,7 +138,7 @@ internal static class EmbedBenchmark
     }
 
     /// <summary>Utterances of 5 to 20 tokens from the four datasets' train files, the same every run.</summary>
-    private static string[] Utterances(int count)
+    internal static string[] Utterances(int count)
     {
         string datasets = Path.GetFullPath(Path.Combine(RepositoryRoot(), "..", "shared", "datasets"));
         var tokenizer = new WordPieceTokenizer(BundledModel.MiniLM.ReadVocabulary(), 512);

@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Kernels.MatMul;
+
+namespace EdgeSlm.Benchmarks.Kernels;
+
+/// <summary>
+/// kernel-ab: the x64 4-row kernel (A) against the 8-row one (B), interleaved in one process (each sample times A
+/// then B, or B then A), minimum and median µs per call. Weights are rotated over 48 MB of copies so that each call
+/// reads them from beyond L2, as in the model. KERNEL_AB_TOKENS=1,10 picks token counts; KERNEL_AB_TENSORS=
+/// blk.1.ffn_up.weight,... uses those tensors of the benchmark's q4_0 GGUF (made by the embed benchmark).
+/// </summary>
+internal static unsafe class KernelAb
+{
+    public static void Compare(string name, QuantType type, int rows, int k, int tokens,
+        delegate*<in MatMulArgs, int, int, void> a, delegate*<in MatMulArgs, int, int, void> b, int samples = 400)
+    {
+        var random = new Random(rows + k);
+        float[] w = Enumerable.Range(0, rows * k).Select(_ => (float)random.NextDouble() - 0.5f).ToArray();
+        float[] x = Enumerable.Range(0, tokens * k).Select(_ => (float)random.NextDouble() - 0.5f).ToArray();
+        // Enough copies to cover 48 MB, used in turn: every call streams its weights from beyond L2, as in the model.
+        using var first = RealWeights is { } real && real.Rows == rows && real.Columns == k && real.Type == type
+            ? QuantizedMatrix.Copy(type, real.Bytes, rows, k) : QuantizedMatrix.Quantize(type, w, rows, k);
+        int copies = (int)Math.Max(1, 48L * 1024 * 1024 / first.TotalBytes);
+        QuantizedMatrix[] matrices = Enumerable.Range(0, copies).Select(_ => QuantizedMatrix.Copy(type, first.Bytes, rows, k)).ToArray();
+        QuantizedMatrix matrix = first;
+        using var matMul = new QuantMatMul(1);
+        var activations = new QuantizedActivations();
+        matMul.Quantize(x, tokens, k, activations);
+        float[] ya = new float[tokens * rows], yb = new float[tokens * rows];
+        fixed (float* pa = ya, pb = yb)
+        {
+            MatMulArgs argsA = new() { Weights = matrix.Data, WeightRowBytes = (nint)matrix.RowBytes, Rows = rows, Blocks = k / 32, Activations = activations.Data, Tokens = tokens, Output = pa, OutputStride = rows };
+            MatMulArgs argsB = argsA with { Output = pb };
+            a(in argsA, 0, rows);
+            b(in argsB, 0, rows);
+            double maxDiff = 0;
+            for (int i = 0; i < ya.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(ya[i] - yb[i]) / (Math.Abs(ya[i]) + 1e-3));
+            var ta = new double[samples];
+            var tb = new double[samples];
+            int reps = Math.Max(1, 2_000_000 / (rows * k * tokens));
+            for (int s = 0; s < samples; s++)
+            {
+                bool aFirst = s % 2 == 0;
+                for (int pass = 0; pass < 2; pass++)
+                {
+                    bool runA = aFirst == (pass == 0);
+                    long start = Stopwatch.GetTimestamp();
+                    for (int r = 0; r < reps; r++)
+                    {
+                        byte* data = matrices[(s * reps + r) % copies].Data;
+                        argsA.Weights = data;
+                        argsB.Weights = data;
+                        if (runA) a(in argsA, 0, rows); else b(in argsB, 0, rows);
+                    }
+                    double us = Stopwatch.GetElapsedTime(start).TotalMicroseconds / reps;
+                    if (runA) ta[s] = us; else tb[s] = us;
+                }
+            }
+            Array.Sort(ta);
+            Array.Sort(tb);
+            double gmac = (double)rows * k * tokens / 1e3;
+            foreach (QuantizedMatrix m in matrices) m.Dispose();
+            Console.WriteLine($"{name,-28} {rows}x{k} t={tokens,2}: A min {ta[0],7:F1} med {ta[samples / 2],7:F1} | B min {tb[0],7:F1} med {tb[samples / 2],7:F1} µs | B/A min {tb[0] / ta[0]:F2} med {tb[samples / 2] / ta[samples / 2]:F2} | B {gmac / tb[0]:F1} GMAC/s | rel diff {maxDiff:E1}");
+        }
+    }
+
+    public static QuantizedMatrix? RealWeights;
+
+    public static int Run()
+    {
+        string? model = Environment.GetEnvironmentVariable("KERNEL_AB_TENSORS");
+        if (model is not null)
+        {
+            using var bert = EdgeSlm.EdgeModule.Model.BertModel.Load("/tmp/edgeslm-bench-minilm-q4_0.gguf");
+            foreach (var layer in bert.LinearLayers.Where(l => model.Split(',').Contains(l.Name)))
+            {
+                RealWeights = layer.Quantized!;
+                Compare(layer.Name, RealWeights.Type, layer.Rows, layer.Columns, 10,
+                    RealWeights.Type == QuantType.Q4_0 ? &TileWalk.RunRows<Vector256Tiles<Q4_0Weights, Avx2Dot>> : &TileWalk.RunRows<Vector256Tiles<Q8_0Weights, Avx2Dot>>,
+                    RealWeights.Type == QuantType.Q4_0 ? &Vector256RowTiles8<Q4_0Weights, Avx2Dot>.RunRows : &Vector256RowTiles8<Q8_0Weights, Avx2Dot>.RunRows);
+            }
+            return 0;
+        }
+        foreach (int tokens in (Environment.GetEnvironmentVariable("KERNEL_AB_TOKENS") ?? "1,2,4,10,12").Split(',').Select(int.Parse))
+        {
+            foreach ((int rows, int k) in new[] { (384, 384), (1536, 384), (384, 1536) })
+            {
+                Compare("q4_0 old4x4 vs new8", QuantType.Q4_0, rows, k, tokens,
+                    &TileWalk.RunRows<Vector256Tiles<Q4_0Weights, Avx2Dot>>, &Vector256RowTiles8<Q4_0Weights, Avx2Dot>.RunRows);
+                Compare("q8_0 old4x4 vs new8", QuantType.Q8_0, rows, k, tokens,
+                    &TileWalk.RunRows<Vector256Tiles<Q8_0Weights, Avx2Dot>>, &Vector256RowTiles8<Q8_0Weights, Avx2Dot>.RunRows);
+            }
+        }
+        return 0;
+    }
+}
