@@ -226,7 +226,12 @@ public sealed class MqttModuleTests(ConvertedModels models)
         int port = module.Service.EmbeddedBrokerPort!.Value;
         await using var client = await TestClient.ConnectAsync(port, "edgeslm/emb/#", "homeassistant/#");
         Received config = await client.WaitForAsync(m => m.Topic == "homeassistant/event/edgeslm_emb/intent/config", Wait, "discovery config");
-        Assert.True(config.Retain);
+        // Retained: a client that subscribes afterwards gets it too (the first may have seen it live).
+        await using (var late = await TestClient.ConnectAsync(port, "homeassistant/#"))
+        {
+            Received again = await late.WaitForAsync(m => m.Topic == "homeassistant/event/edgeslm_emb/intent/config", Wait, "retained discovery config");
+            Assert.True(again.Retain);
+        }
         string[] eventTypes = config.Json.GetProperty("event_types").EnumerateArray().Select(e => e.GetString()!).ToArray();
         Assert.Contains("HassTurnOn", eventTypes);
         Assert.Contains("not_recognized", eventTypes);
