@@ -112,7 +112,20 @@ internal static class ModuleThroughput
             // mosquitto's default max_queued_messages (1000) would drop the rest of a burst for a slow subscriber.
             File.WriteAllText(Path.Combine(directory, "mosquitto.conf"), $"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 100\n");
             Process broker = Process.Start(new ProcessStartInfo("mosquitto", ["-c", Path.Combine(directory, "mosquitto.conf")]) { RedirectStandardError = true })!;
-            await Task.Delay(300);
+            // Wait until mosquitto listens (it takes longer on a busy machine).
+            for (int attempt = 0; attempt < 100; attempt++)
+            {
+                try
+                {
+                    using var probe = new System.Net.Sockets.TcpClient();
+                    await probe.ConnectAsync(IPAddress.Loopback, port);
+                    break;
+                }
+                catch (System.Net.Sockets.SocketException)
+                {
+                    await Task.Delay(100);
+                }
+            }
             Process module = Process.Start(new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "edgeslm"),
                 ["run", "--broker", $"mqtt://127.0.0.1:{port}", "--site", "bench", "--profile", "native", "--threads", threads.ToString(CultureInfo.InvariantCulture), "--Telemetry:IntervalSeconds", "3600"])
             { RedirectStandardError = true, RedirectStandardOutput = true })!;
