@@ -11,7 +11,23 @@ public sealed class FuzzCorpusTests
 {
     private const long MaxCorpusFileBytes = 64 * 1024;
 
-    private static string CorpusDirectory => Path.Combine(TestEnvironment.RepositoryRoot, "tests", "EdgeSlm.Fuzz", "corpus");
+    private static string CorpusDirectory => GeneratedCorpus.Value;
+
+    // The text seeds of the repository and the binary seeds (GGUF, ONNX) the harness generates: no GGUF or ONNX file
+    // is kept in git. Made once per test run, in a temporary folder.
+    private static readonly Lazy<string> GeneratedCorpus = new(() =>
+    {
+        string corpus = Path.Combine(Path.GetTempPath(), "edgeslm-fuzz-corpus-" + Guid.NewGuid().ToString("N")[..8]);
+        string repository = Path.Combine(TestEnvironment.RepositoryRoot, "tests", "EdgeSlm.Fuzz", "corpus");
+        foreach (string file in Directory.EnumerateFiles(repository, "*", SearchOption.AllDirectories))
+        {
+            string copy = Path.Combine(corpus, Path.GetRelativePath(repository, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+            File.Copy(file, copy);
+        }
+        _ = BinarySeeds.WriteAll(corpus).ToList();
+        return corpus;
+    });
 
     public static TheoryData<string, string> CorpusFiles()
     {
