@@ -43,17 +43,17 @@ echo "fuzz: afl++ $(dpkg-query -W -f='${Version}' afl++ 2>/dev/null || echo '(no
 # A publish folder of its own: instrumentation rewrites the assemblies in place, and must never reach a normal build.
 dotnet publish tests/EdgeSlm.Fuzz -c Release -o "$APP" > "$OUT/build.log" 2>&1 \
     || { grep -E 'error [A-Z]+[0-9]+' "$OUT/build.log" | sort -u | head -20 >&2; die "building the fuzzing harness failed; see $OUT/build.log"; }
+# The seeds: the text seeds kept in the repository, plus the binary ones (small GGUF and ONNX files), which are
+# generated here rather than kept in git; before instrumenting, since instrumented code runs only under afl-fuzz.
+CORPUS=$OUT/corpus
+cp -r "$ROOT/tests/EdgeSlm.Fuzz/corpus" "$CORPUS"
+dotnet "$APP/EdgeSlm.Fuzz.dll" seeds "$CORPUS" > "$OUT/seeds.log" 2>&1 || { cat "$OUT/seeds.log" >&2; die "generating the binary seeds failed"; }
 for assembly in edgeslm.dll EdgeSlm.Kernels.dll; do
     sharpfuzz "$APP/$assembly" >> "$OUT/instrument.log" 2>&1 \
         || { cat "$OUT/instrument.log" >&2; die "instrumenting $assembly failed"; }
 done
 mapfile -t TARGETS < <(dotnet "$APP/EdgeSlm.Fuzz.dll" list)
 (( ${#TARGETS[@]} > 0 )) || die "the harness lists no targets"
-# The seeds: the text seeds kept in the repository, plus the binary ones (small GGUF and ONNX files), which are
-# generated here rather than kept in git.
-CORPUS=$OUT/corpus
-cp -r "$ROOT/tests/EdgeSlm.Fuzz/corpus" "$CORPUS"
-dotnet "$APP/EdgeSlm.Fuzz.dll" seeds "$CORPUS" > "$OUT/seeds.log" 2>&1 || { cat "$OUT/seeds.log" >&2; die "generating the binary seeds failed"; }
 
 # --- 3. fuzz --------------------------------------------------------------------------------------------------
 # dotnet is not instrumented itself (SharpFuzz's fork server speaks for it); CI containers have no CPU frequency
