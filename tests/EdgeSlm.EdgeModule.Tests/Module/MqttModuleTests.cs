@@ -296,7 +296,7 @@ public sealed class MqttModuleTests(ConvertedModels models)
         string[] sentences = Sentences(200);
         for (int i = 0; i < sentences.Length; i++)
         {
-            await client.PublishAsync("edgeslm/bk/transcript", JsonSerializeRequest($"bk-{i}", sentences[i]));
+            await client.PublishAsync("edgeslm/bk/transcript", AnswerTally.Request($"bk-{i}", sentences[i]));
         }
         await client.WaitForAsync(all => all.Count >= 20, Wait, "the first answers");
         broker.Kill();
@@ -319,7 +319,7 @@ public sealed class MqttModuleTests(ConvertedModels models)
             string[] sentences = Sentences(200);
             for (int i = 0; i < sentences.Length; i++)
             {
-                await client.PublishAsync("edgeslm/mk/transcript", JsonSerializeRequest($"mk-{i}", sentences[i]));
+                await client.PublishAsync("edgeslm/mk/transcript", AnswerTally.Request($"mk-{i}", sentences[i]));
             }
             await client.WaitForAsync(all => all.Count(m => m.Topic == "edgeslm/mk/intent") >= 10, Wait, "the first answers");
         }
@@ -347,7 +347,7 @@ public sealed class MqttModuleTests(ConvertedModels models)
         string[] sentences = Sentences(150);
         for (int i = 0; i < sentences.Length; i++)
         {
-            await client.PublishAsync("edgeslm/sh/transcript", JsonSerializeRequest($"sh-{i}", sentences[i]));
+            await client.PublishAsync("edgeslm/sh/transcript", AnswerTally.Request($"sh-{i}", sentences[i]));
         }
         await client.WaitForAsync(all => all.Select(Id).Distinct().Count() == 150, TimeSpan.FromSeconds(120), "150 answers");
         await Task.Delay(1000, TestContext.Current.CancellationToken); // a duplicate would arrive now
@@ -359,17 +359,4 @@ public sealed class MqttModuleTests(ConvertedModels models)
     }
 
     private static string[] Sentences(int count) => TestEnvironment.Sentences(count).ToArray();
-
-    private static string JsonSerializeRequest(string id, string text)
-    {
-        using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("id", id);
-            writer.WriteString("text", text);
-            writer.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(stream.ToArray());
-    }
 }
