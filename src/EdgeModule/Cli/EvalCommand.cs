@@ -9,7 +9,7 @@ namespace EdgeSlm.EdgeModule.Cli;
 
 /// <summary>
 /// <c>edgeslm eval [--model M[,M...]] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N] [--epochs N]
-/// [--threshold X] [--l2 X] [--save-head FILE]</c>. Each M is a GGUF file or a bundled name
+/// [--threshold X] [--l2 X] [--lexical-weight X] [--save-head FILE]</c>. Each M is a GGUF file or a bundled name
 /// (<c>bundled:minilm</c>, <c>bundled:arctic-xs:f32</c>); several models are embedded side by side.
 /// <c>--feature-cache DIR</c> (for experiments) keeps embedded example sets between runs.
 /// </summary>
@@ -26,6 +26,10 @@ internal static class EvalCommand
         double? l2 = args.Option("l2") is string l2Text
             ? double.TryParse(l2Text, NumberStyles.Float, CultureInfo.InvariantCulture, out double l) && l is >= 0 and <= 10 ? l
                 : throw new UsageException($"--l2 must be a number from 0 to 10, not '{l2Text}'")
+            : null;
+        float? lexicalWeight = args.Option("lexical-weight") is string weightText
+            ? float.TryParse(weightText, NumberStyles.Float, CultureInfo.InvariantCulture, out float w) && w is >= 0 and <= 10 ? w
+                : throw new UsageException($"--lexical-weight must be a number from 0 to 10, not '{weightText}'")
             : null;
         string? savePath = args.Option("save-head");
         string? featureCache = args.Option("feature-cache");
@@ -44,12 +48,11 @@ internal static class EvalCommand
             using var features = new SentenceFeatures(models, threads);
             var settings = new ClassifierTraining(Epochs: epochs, Threads: threads);
             EvaluationReport report = l2 is double fixedL2
-                ? IntentEvaluation.Run(features, train, test, settings with { L2 = (float)fixedL2 }, threshold, selectL2: false, featureCache)
-                : IntentEvaluation.Run(features, train, test, settings, threshold, featureCache: featureCache);
-            if (savePath is not null)
+                ? IntentEvaluation.Run(features, train, test, settings with { L2 = (float)fixedL2 }, threshold, selectL2: false, featureCache, lexicalWeight)
+                : IntentEvaluation.Run(features, train, test, settings, threshold, featureCache: featureCache, lexicalWeight: lexicalWeight);
+            if (savePath is not null && !HeadFile.TryWrite(savePath, report.Head, report.Threshold))
             {
-                using FileStream file = File.Create(savePath);
-                report.Classifier.Write(file);
+                throw new IOException($"cannot write the head to {savePath}");
             }
             output.WriteLine(json ? Json(report, features) : Text(report, models, features));
         }
@@ -90,6 +93,8 @@ internal static class EvalCommand
             writer.WriteNumber("embed_seconds", Math.Round(report.EmbedSeconds, 3));
             writer.WriteNumber("train_n", report.TrainCount);
             writer.WriteNumber("l2", report.L2);
+            writer.WriteNumber("lexical_weight", report.Head.LexicalWeight);
+            writer.WriteNumber("lexical_terms", report.Head.Lexical?.VocabularySize ?? 0);
             writer.WriteNumber("dimension", features.Dimension);
             writer.WriteString("features", features.Fingerprint);
             writer.WriteStartArray("confusions");
@@ -120,7 +125,7 @@ internal static class EvalCommand
         text.AppendLine($"{(models.Count == 1 ? "model" : "models")} {string.Join(" + ", models.Select(m => $"{m.Name} ({Path.GetFileName(m.Path)})"))}, {features.Dimension} features");
         text.AppendLine($"trained on {report.TrainCount} examples in {report.TrainSeconds:F1} s ({report.EmbedSeconds:F1} s of it embedding), tested on {report.Count}");
         text.AppendLine($"accuracy {Percent(report.Accuracy)}, macro-F1 {Percent(report.MacroF1)}, in-scope accuracy {Percent(report.InScopeAccuracy)}");
-        text.AppendLine($"out-of-scope recall {Percent(report.OutOfScopeRecall)}, precision {Percent(report.OutOfScopePrecision)} (threshold {report.Threshold:F3}); L2 {report.L2:G2}; slot F1 {Percent(report.SlotF1)} (precision {Percent(report.SlotPrecision)}, recall {Percent(report.SlotRecall)})");
+        text.AppendLine($"out-of-scope recall {Percent(report.OutOfScopeRecall)}, precision {Percent(report.OutOfScopePrecision)} (threshold {report.Threshold:F3}); L2 {report.L2:G2}; lexical weight {report.Head.LexicalWeight:G2} ({report.Head.Lexical?.VocabularySize ?? 0} terms); slot F1 {Percent(report.SlotF1)} (precision {Percent(report.SlotPrecision)}, recall {Percent(report.SlotRecall)})");
         text.AppendLine($"latency per utterance p50 {report.P50Microseconds:F0} us, p99 {report.P99Microseconds:F0} us");
         if (report.Confusions.Count > 0)
         {

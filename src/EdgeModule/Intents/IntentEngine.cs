@@ -24,20 +24,20 @@ public sealed record IntentEngineSettings(double? Threshold = null, int Examples
 public sealed record TrainingReport(int Intents, int Examples, double Seconds, bool FromCache, double Threshold, string HeadKey, IReadOnlyList<string> Problems);
 
 /// <summary>
-/// The intent engine: exact template matches first (full confidence, slots as the template says), then a
-/// classifier head on the encoder's sentence features, with a calibrated "not recognized" threshold. Immutable
+/// The intent engine: exact template matches first (full confidence, slots as the template says), then the
+/// <see cref="IntentHead"/> (the encoder's sentence features and the words), with a calibrated "not recognized" threshold. Immutable
 /// once trained, so a retrained engine is swapped in atomically while the old one finishes its batch.
 /// </summary>
 public sealed class IntentEngine
 {
-    private readonly SoftmaxClassifier _classifier;
+    private readonly IntentHead _head;
     private readonly TemplateMatcher _matcher;
     private readonly Dictionary<string, SlotExtractor> _slotExtractors;
 
-    private IntentEngine(IntentDefinitions definitions, SoftmaxClassifier classifier, double threshold, TrainingReport report)
+    private IntentEngine(IntentDefinitions definitions, IntentHead head, double threshold, TrainingReport report)
     {
         Definitions = definitions;
-        _classifier = classifier;
+        _head = head;
         Threshold = threshold;
         Report = report;
         // Templates that refer to undefined lists or rules were already reported by the expander.
@@ -83,7 +83,7 @@ public sealed class IntentEngine
         }
         string key = HeadKey(features, definitions, settings);
         string? path = cacheDirectory is null ? null : Path.Combine(cacheDirectory, "heads", key + ".head");
-        if (path is not null && HeadFile.TryRead(path, out SoftmaxClassifier? cached, out double cachedThreshold))
+        if (path is not null && HeadFile.TryRead(path, out IntentHead? cached, out double cachedThreshold))
         {
             var fromCache = new TrainingReport(cached.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: true, cachedThreshold, key, problems);
             return new IntentEngine(definitions, cached, cachedThreshold, fromCache);
@@ -93,16 +93,16 @@ public sealed class IntentEngine
         IntentEvaluation.TrainedHead head = IntentEvaluation.TrainHead(features, examples, training, settings.Threshold);
         if (path is not null)
         {
-            HeadFile.TryWrite(path, head.Classifier, head.Threshold);
+            HeadFile.TryWrite(path, head.Head, head.Threshold);
         }
-        var report = new TrainingReport(head.Classifier.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: false, head.Threshold, key, problems);
-        return new IntentEngine(definitions, head.Classifier, head.Threshold, report);
+        var report = new TrainingReport(head.Head.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: false, head.Threshold, key, problems);
+        return new IntentEngine(definitions, head.Head, head.Threshold, report);
     }
 
     /// <summary>What a trained head depends on: the encoders, the intents, the training settings and this format.</summary>
     private static string HeadKey(SentenceFeatures features, IntentDefinitions definitions, IntentEngineSettings settings)
     {
-        string identity = string.Join('\n', "edgeslm-head-v1", features.Fingerprint, definitions.ContentHash,
+        string identity = string.Join('\n', "edgeslm-head-v2", features.Fingerprint, definitions.ContentHash,
             settings.Threshold?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? "calibrated",
             settings.ExamplesPerTemplate, settings.Seed);
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(identity)))[..24];
@@ -140,13 +140,13 @@ public sealed class IntentEngine
         var embedded = new float[pending.Count * features.Dimension];
         var truncated = new bool[pending.Count];
         features.Embed(pending.Select(i => texts[i]).ToArray(), embedded, truncated);
-        var probabilities = new float[_classifier.Classes.Count];
+        var probabilities = new float[_head.Classes.Count];
         for (int p = 0; p < pending.Count; p++)
         {
             int i = pending[p];
-            _classifier.Predict(embedded.AsSpan(p * features.Dimension, features.Dimension), probabilities);
+            _head.Predict(embedded.AsSpan(p * features.Dimension, features.Dimension), texts[i], probabilities);
             int best = TensorPrimitives.IndexOfMax(probabilities.AsSpan());
-            string intent = _classifier.Classes[best];
+            string intent = _head.Classes[best];
             float confidence = probabilities[best];
             // With a filter (Hermes' intentFilter), an utterance whose most likely intent is filtered out is not
             // recognized: answering with the best allowed intent would put words in the speaker's mouth.
@@ -158,67 +158,4 @@ public sealed class IntentEngine
     }
 
     private static bool Allowed(string intent, IReadOnlyCollection<string>? filter) => filter is not { Count: > 0 } || filter.Contains(intent);
-}
-
-/// <summary>
-/// A trained head on disk: <c>"EDGEINTH"</c>, version, the threshold, then the classifier's own checked format.
-/// Written to a temporary file and renamed, so a crash never leaves half a head behind.
-/// </summary>
-internal static class HeadFile
-{
-    private static ReadOnlySpan<byte> Magic => "EDGEINTH"u8;
-    private const int Version = 1;
-
-    public static bool TryRead(string path, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out SoftmaxClassifier? classifier, out double threshold)
-    {
-        classifier = null;
-        threshold = 0;
-        try
-        {
-            using FileStream stream = File.OpenRead(path);
-            using var reader = new BinaryReader(stream, System.Text.Encoding.UTF8, leaveOpen: true);
-            if (!reader.ReadBytes(Magic.Length).AsSpan().SequenceEqual(Magic) || reader.ReadInt32() != Version)
-            {
-                return false;
-            }
-            threshold = reader.ReadDouble();
-            if (!(threshold is >= 0 and <= 1))
-            {
-                return false;
-            }
-            classifier = SoftmaxClassifier.Read(stream);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or EndOfStreamException)
-        {
-            // Missing or damaged: train again (and replace it).
-            return false;
-        }
-    }
-
-    public static bool TryWrite(string path, SoftmaxClassifier classifier, double threshold)
-    {
-        string temporary = $"{path}.{Guid.NewGuid():N}.tmp"; // unique: two trainings of the same head may race
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            using (FileStream stream = File.Create(temporary))
-            {
-                using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
-                {
-                    writer.Write(Magic);
-                    writer.Write(Version);
-                    writer.Write(threshold);
-                }
-                classifier.Write(stream);
-            }
-            File.Move(temporary, path, overwrite: true);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            try { File.Delete(temporary); } catch (Exception d) when (d is IOException or UnauthorizedAccessException) { }
-            return false;
-        }
-    }
 }

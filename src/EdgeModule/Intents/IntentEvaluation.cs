@@ -24,7 +24,7 @@ public sealed record EvaluationReport(
     IReadOnlyList<(string Expected, string Predicted, int Count)> Confusions,
     double TrainSeconds,
     double EmbedSeconds,
-    SoftmaxClassifier Classifier,
+    IntentHead Head,
     int TrainCount,
     float L2);
 
@@ -32,8 +32,9 @@ public sealed record EvaluationReport(
 /// Trains an intent classifier on one JSONL file and measures it on another: the sentences are embedded (one
 /// encoder or several side by side, see <see cref="SentenceFeatures"/>) in batches, a
 /// <see cref="SoftmaxClassifier"/> is trained on 90% of the training file for each candidate L2 strength, the
-/// one most accurate on the other 10% is kept, and its "not recognized" threshold is calibrated on that 10%
-/// too (held out from training, never from the test file).
+/// one most accurate on the other 10% is kept, a <see cref="LexicalClassifier"/> on the words is trained beside it
+/// and its weight in the <see cref="IntentHead"/> chosen on that 10%, and the "not recognized" threshold is
+/// calibrated there too (held out from training, never from the test file).
 /// </summary>
 public static class IntentEvaluation
 {
@@ -41,6 +42,9 @@ public static class IntentEvaluation
 
     /// <summary>L2 strengths tried (on standardised features); the held-out split picks one.</summary>
     public static IReadOnlyList<float> L2Candidates { get; } = [1e-4f, 1e-3f, 1e-2f];
+
+    /// <summary>Weights of the lexical classifier tried (0: embeddings alone); the held-out split picks one.</summary>
+    public static IReadOnlyList<float> LexicalWeightCandidates { get; } = [0f, 0.1f, 0.2f, 0.3f, 0.4f, 0.6f, 0.8f, 1f];
 
     /// <summary>Share of each intent held out for choosing L2 and calibrating the threshold.</summary>
     private const double HeldOutFraction = 0.1;
@@ -61,8 +65,9 @@ public static class IntentEvaluation
     /// <param name="settings">Training settings; with <paramref name="selectL2"/> its L2 is replaced by the best of <see cref="L2Candidates"/>.</param>
     /// <param name="threshold">A fixed "not recognized" threshold (0: never reject); null to calibrate it.</param>
     /// <param name="featureCache">A directory that keeps embedded example sets between runs (see <see cref="Embed"/>), or null.</param>
+    /// <param name="lexicalWeight">A fixed weight of the lexical classifier (0: embeddings alone); null to choose it on the held-out split.</param>
     public static EvaluationReport Run(SentenceFeatures features, IReadOnlyList<IntentExample> train, IReadOnlyList<IntentExample> test,
-        ClassifierTraining settings, double? threshold = null, bool selectL2 = true, string? featureCache = null)
+        ClassifierTraining settings, double? threshold = null, bool selectL2 = true, string? featureCache = null, float? lexicalWeight = null)
     {
         if (train.Count == 0 || test.Count == 0)
         {
@@ -70,20 +75,20 @@ public static class IntentEvaluation
         }
         int dimension = features.Dimension;
         var clock = Stopwatch.StartNew();
-        TrainedHead head = TrainHead(features, train, settings, threshold, selectL2, featureCache);
-        SoftmaxClassifier? classifier = head.Classifier;
-        double rejectBelow = head.Threshold;
+        TrainedHead trained = TrainHead(features, train, settings, threshold, selectL2, featureCache, lexicalWeight);
+        IntentHead head = trained.Head;
+        double rejectBelow = trained.Threshold;
         double trainSeconds = clock.Elapsed.TotalSeconds;
-        double embedSeconds = head.EmbedSeconds;
-        float chosenL2 = head.L2;
-        string[] classes = classifier.Classes.ToArray();
+        double embedSeconds = trained.EmbedSeconds;
+        float chosenL2 = trained.L2;
+        string[] classes = head.Classes.ToArray();
 
         float[] testFeatures = Embed(features, test, featureCache);
         var probabilities = new float[classes.Length];
         var predicted = new string[test.Count];
         for (int i = 0; i < test.Count; i++)
         {
-            predicted[i] = Decide(classifier!, testFeatures.AsSpan(i * dimension, dimension), probabilities, rejectBelow);
+            predicted[i] = Decide(head, testFeatures.AsSpan(i * dimension, dimension), test[i].Text, probabilities, rejectBelow);
         }
 
         string[] expected = test.Select(e => e.Intent).ToArray();
@@ -93,7 +98,7 @@ public static class IntentEvaluation
         int outOfScope = expected.Length - inScope;
         int predictedOutOfScope = predicted.Count(p => p == IntentExample.OutOfScope);
         int correctOutOfScope = expected.Zip(predicted).Count(p => p.First == IntentExample.OutOfScope && p.Second == IntentExample.OutOfScope);
-        (double p50, double p99) = Latency(features, classifier!, test, rejectBelow);
+        (double p50, double p99) = Latency(features, head, test, rejectBelow);
 
         return new EvaluationReport(
             test.Count,
@@ -112,7 +117,7 @@ public static class IntentEvaluation
                 .Select(g => (g.Key.First, g.Key.Second, g.Count())).OrderByDescending(g => g.Item3).ThenBy(g => g.First, StringComparer.Ordinal).Take(10).ToList(),
             trainSeconds,
             embedSeconds,
-            classifier!,
+            head,
             train.Count,
             chosenL2);
     }
@@ -151,14 +156,15 @@ public static class IntentEvaluation
     }
 
     /// <summary>A trained head, its "not recognized" threshold, and how it was chosen.</summary>
-    internal sealed record TrainedHead(SoftmaxClassifier Classifier, double Threshold, float L2, double EmbedSeconds);
+    internal sealed record TrainedHead(IntentHead Head, double Threshold, float L2, double EmbedSeconds);
 
     /// <summary>
     /// Trains the head as <c>eval</c> and the module do: hold out part of the examples, train one candidate per
-    /// L2 strength on the rest, keep the best on the held-out part, and calibrate the threshold there.
+    /// L2 strength on the rest and keep the best on the held-out part, train the lexical classifier on the same
+    /// rest and choose its weight on the held-out part, and calibrate the threshold there.
     /// </summary>
     internal static TrainedHead TrainHead(SentenceFeatures features, IReadOnlyList<IntentExample> train, ClassifierTraining settings,
-        double? threshold, bool selectL2 = true, string? featureCache = null)
+        double? threshold, bool selectL2 = true, string? featureCache = null, float? lexicalWeight = null)
     {
         int dimension = features.Dimension;
         string[] classes = train.Select(e => e.Intent).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
@@ -177,22 +183,40 @@ public static class IntentEvaluation
         {
             SoftmaxClassifier candidate = SoftmaxClassifier.Train(classes, fitFeatures, fitLabels, dimension, settings with { L2 = l2 });
             // With nothing held out (intents of fewer than 5 examples) there is one candidate and no score.
-            double score = calibration.Count == 0 ? 0 : HeldOutScore(candidate, calibrationFeatures, calibration);
+            double score = calibration.Count == 0 ? 0 : HeldOutScore(new IntentHead(candidate, null, 0), calibrationFeatures, calibration);
             if (classifier is null || score > bestScore)
             {
                 (classifier, bestScore, chosenL2) = (candidate, score, l2);
             }
         }
-        double rejectBelow = threshold ?? Calibrate(classifier!, calibrationFeatures, calibration);
-        return new TrainedHead(classifier!, rejectBelow, chosenL2, embedSeconds);
+
+        var head = new IntentHead(classifier!, null, 0);
+        if (lexicalWeight is not 0)
+        {
+            var lexical = LexicalClassifier.Train(classes, fit.Select(e => e.Text).ToArray(), fitLabels, new LexicalTraining(Seed: settings.Seed));
+            // Without held-out examples there is nothing to choose with: the embeddings alone, as before.
+            IReadOnlyList<float> weights = lexicalWeight is float fixedWeight ? [fixedWeight] : calibration.Count == 0 ? [0f] : LexicalWeightCandidates;
+            bestScore = double.NegativeInfinity;
+            foreach (float weight in weights)
+            {
+                var candidate = new IntentHead(classifier!, lexical, weight);
+                double score = calibration.Count == 0 ? 0 : HeldOutScore(candidate, calibrationFeatures, calibration);
+                if (score > bestScore)
+                {
+                    (head, bestScore) = (candidate, score);
+                }
+            }
+        }
+        double rejectBelow = threshold ?? Calibrate(head, calibrationFeatures, calibration);
+        return new TrainedHead(head, rejectBelow, chosenL2, embedSeconds);
     }
 
     /// <summary>The class, or "oos" when the classifier is not confident enough (or says out-of-scope itself).</summary>
-    public static string Decide(SoftmaxClassifier classifier, ReadOnlySpan<float> features, Span<float> probabilities, double threshold)
+    public static string Decide(IntentHead head, ReadOnlySpan<float> features, string text, Span<float> probabilities, double threshold)
     {
-        classifier.Predict(features, probabilities);
-        int best = TensorPrimitives.IndexOfMax(probabilities[..classifier.Classes.Count]);
-        return probabilities[best] < threshold ? IntentExample.OutOfScope : classifier.Classes[best];
+        head.Predict(features, text, probabilities);
+        int best = TensorPrimitives.IndexOfMax(probabilities[..head.Classes.Count]);
+        return probabilities[best] < threshold ? IntentExample.OutOfScope : head.Classes[best];
     }
 
     /// <summary>
@@ -203,20 +227,20 @@ public static class IntentEvaluation
     /// (the first version accepted 99% of the held-out utterances it got right) only turns correct answers into
     /// rejections, 1 to 8 points of accuracy on the dev splits. Give out-of-scope examples, or a fixed threshold.
     /// </summary>
-    private static double Calibrate(SoftmaxClassifier classifier, float[] features, IReadOnlyList<IntentExample> heldOut)
+    private static double Calibrate(IntentHead head, float[] features, IReadOnlyList<IntentExample> heldOut)
     {
         if (!heldOut.Any(e => e.Intent == IntentExample.OutOfScope))
         {
             return 0;
         }
-        int dimension = classifier.Dimension;
-        var probabilities = new float[classifier.Classes.Count];
+        int dimension = head.Embedding.Dimension;
+        var probabilities = new float[head.Classes.Count];
         var scored = new List<(float Confidence, bool InScope, bool PredictedOutOfScope)>();
         for (int i = 0; i < heldOut.Count; i++)
         {
-            classifier.Predict(features.AsSpan(i * dimension, dimension), probabilities);
+            head.Predict(features.AsSpan(i * dimension, dimension), heldOut[i].Text, probabilities);
             int best = TensorPrimitives.IndexOfMax(probabilities.AsSpan());
-            string predicted = classifier.Classes[best];
+            string predicted = head.Classes[best];
             scored.Add((probabilities[best], heldOut[i].Intent != IntentExample.OutOfScope, predicted == IntentExample.OutOfScope));
         }
         var outOfScope = scored.Where(s => !s.InScope).ToList();
@@ -241,15 +265,15 @@ public static class IntentEvaluation
     public const double OutOfScopeCalibrationRecall = 0.7;
 
     /// <summary>How a candidate classifier is ranked on the held-out split: accuracy, then mean log-likelihood to break ties.</summary>
-    private static double HeldOutScore(SoftmaxClassifier classifier, float[] features, IReadOnlyList<IntentExample> heldOut)
+    private static double HeldOutScore(IntentHead head, float[] features, IReadOnlyList<IntentExample> heldOut)
     {
-        int dimension = classifier.Dimension;
-        var probabilities = new float[classifier.Classes.Count];
-        var classIndex = classifier.Classes.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
+        int dimension = head.Embedding.Dimension;
+        var probabilities = new float[head.Classes.Count];
+        var classIndex = head.Classes.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
         double correct = 0, logLikelihood = 0;
         for (int i = 0; i < heldOut.Count; i++)
         {
-            classifier.Predict(features.AsSpan(i * dimension, dimension), probabilities);
+            head.Predict(features.AsSpan(i * dimension, dimension), heldOut[i].Text, probabilities);
             int label = classIndex[heldOut[i].Intent];
             if (TensorPrimitives.IndexOfMax(probabilities.AsSpan()) == label) correct++;
             logLikelihood += Math.Log(Math.Max(1e-9, probabilities[label]));
@@ -323,16 +347,16 @@ public static class IntentEvaluation
     }
 
     /// <summary>p50 and p99 time of one utterance end to end: tokenize, embed with every encoder, classify.</summary>
-    private static (double P50, double P99) Latency(SentenceFeatures features, SoftmaxClassifier classifier, IReadOnlyList<IntentExample> test, double threshold)
+    private static (double P50, double P99) Latency(SentenceFeatures features, IntentHead head, IReadOnlyList<IntentExample> test, double threshold)
     {
         var embedding = new float[features.Dimension];
-        var probabilities = new float[classifier.Classes.Count];
+        var probabilities = new float[head.Classes.Count];
         var times = new List<double>();
         for (int i = 0; i < Math.Min(LatencySamples, test.Count); i++)
         {
             long start = Stopwatch.GetTimestamp();
             features.Embed(test[i].Text, embedding);
-            Decide(classifier, embedding, probabilities, threshold);
+            Decide(head, embedding, test[i].Text, probabilities, threshold);
             times.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
         }
         times.Sort();

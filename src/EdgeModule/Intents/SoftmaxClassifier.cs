@@ -99,17 +99,10 @@ public sealed class SoftmaxClassifier
         buffer.Write(word);
         foreach (string name in _classes)
         {
-            byte[] bytes = Encoding.UTF8.GetBytes(name);
-            if (bytes.Length is 0 or > MaxNameBytes)
-            {
-                throw new InvalidOperationException($"class name '{name}' has {bytes.Length} UTF-8 bytes; a head file holds 1 to {MaxNameBytes}");
-            }
-            BinaryPrimitives.WriteUInt16LittleEndian(word, (ushort)bytes.Length);
-            buffer.Write(word[..2]);
-            buffer.Write(bytes);
+            ChecksummedReader.WriteName(buffer, name, MaxNameBytes, "head file");
         }
-        WriteFloats(buffer, _weights);
-        WriteFloats(buffer, _bias);
+        ChecksummedReader.WriteFloats(buffer, _weights);
+        ChecksummedReader.WriteFloats(buffer, _bias);
         buffer.Write(SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
         buffer.Position = 0;
         buffer.CopyTo(stream);
@@ -119,20 +112,20 @@ public sealed class SoftmaxClassifier
     /// <exception cref="InvalidDataException">The stream does not hold a valid head file; the message says what is wrong.</exception>
     public static SoftmaxClassifier Read(Stream stream)
     {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        Span<byte> word = stackalloc byte[8];
-        ReadExactly(stream, hash, word, "magic");
-        if (!word.SequenceEqual(Magic))
+        using var reader = new ChecksummedReader(stream, "intent head file");
+        Span<byte> magic = stackalloc byte[8];
+        reader.Read(magic, "magic");
+        if (!magic.SequenceEqual(Magic))
         {
-            throw new InvalidDataException($"not an intent head file: it starts with {Convert.ToHexString(word)}, not \"EDGEHEAD\"");
+            throw new InvalidDataException($"not an intent head file: it starts with {Convert.ToHexString(magic)}, not \"EDGEHEAD\"");
         }
-        uint version = ReadUInt32(stream, hash, "version");
+        uint version = reader.UInt32("version");
         if (version != FormatVersion)
         {
             throw new InvalidDataException($"intent head file version {version} is not supported (this build reads version {FormatVersion})");
         }
-        uint classCount = ReadUInt32(stream, hash, "class count");
-        uint dimension = ReadUInt32(stream, hash, "dimension");
+        uint classCount = reader.UInt32("class count");
+        uint dimension = reader.UInt32("dimension");
         if (classCount is 0 or > MaxClasses || dimension is 0 or > MaxDimension)
         {
             throw new InvalidDataException($"intent head file has {classCount} classes of dimension {dimension}; 1 to {MaxClasses} classes of 1 to {MaxDimension} are allowed");
@@ -144,83 +137,23 @@ public sealed class SoftmaxClassifier
         }
         var classes = new string[classCount];
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var strict = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
         for (int c = 0; c < classes.Length; c++)
         {
-            ReadExactly(stream, hash, word[..2], $"length of class name {c}");
-            int length = BinaryPrimitives.ReadUInt16LittleEndian(word);
-            if (length is 0 or > MaxNameBytes)
-            {
-                throw new InvalidDataException($"intent head file: class name {c} is {length} bytes long; 1 to {MaxNameBytes} are allowed");
-            }
-            var bytes = new byte[length];
-            ReadExactly(stream, hash, bytes, $"class name {c}");
-            try
-            {
-                classes[c] = strict.GetString(bytes);
-            }
-            catch (DecoderFallbackException)
-            {
-                throw new InvalidDataException($"intent head file: class name {c} is not valid UTF-8");
-            }
+            classes[c] = reader.Name(MaxNameBytes, $"class name {c}");
             if (!seen.Add(classes[c]))
             {
                 throw new InvalidDataException($"intent head file: class '{classes[c]}' appears twice");
             }
         }
-        float[] weights = ReadFloats(stream, hash, checked((int)(classCount * dimension)), "weights");
-        float[] bias = ReadFloats(stream, hash, (int)classCount, "bias");
-        byte[] expected = hash.GetHashAndReset();
-        var checksum = new byte[expected.Length];
-        ReadExactly(stream, null, checksum, "checksum");
-        if (!checksum.AsSpan().SequenceEqual(expected))
-        {
-            throw new InvalidDataException("intent head file is corrupt: its SHA-256 checksum does not match its contents");
-        }
+        float[] weights = reader.Floats(checked((int)(classCount * dimension)), "weights");
+        float[] bias = reader.Floats((int)classCount, "bias");
+        reader.VerifyChecksum();
         int firstBad = Array.FindIndex(weights, w => !float.IsFinite(w));
         if (firstBad >= 0 || bias.Any(b => !float.IsFinite(b)))
         {
             throw new InvalidDataException($"intent head file holds a non-finite {(firstBad >= 0 ? $"weight (class {classes[firstBad / (int)dimension]})" : "bias")}");
         }
         return new SoftmaxClassifier(classes, (int)dimension, weights, bias);
-    }
-
-    private static void WriteFloats(Stream stream, float[] values)
-    {
-        var bytes = new byte[values.Length * sizeof(float)];
-        for (int i = 0; i < values.Length; i++)
-        {
-            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * sizeof(float)), values[i]);
-        }
-        stream.Write(bytes);
-    }
-
-    private static float[] ReadFloats(Stream stream, IncrementalHash hash, int count, string what)
-    {
-        var bytes = new byte[count * sizeof(float)];
-        ReadExactly(stream, hash, bytes, what);
-        var values = new float[count];
-        for (int i = 0; i < count; i++)
-        {
-            values[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * sizeof(float)));
-        }
-        return values;
-    }
-
-    private static uint ReadUInt32(Stream stream, IncrementalHash hash, string what)
-    {
-        Span<byte> word = stackalloc byte[4];
-        ReadExactly(stream, hash, word, what);
-        return BinaryPrimitives.ReadUInt32LittleEndian(word);
-    }
-
-    private static void ReadExactly(Stream stream, IncrementalHash? hash, Span<byte> destination, string what)
-    {
-        if (stream.ReadAtLeast(destination, destination.Length, throwOnEndOfStream: false) < destination.Length)
-        {
-            throw new InvalidDataException($"intent head file is truncated: it ends inside the {what}");
-        }
-        hash?.AppendData(destination);
     }
 
     /// <summary>Trains on <paramref name="features"/> (examples × dimension, row after row) with class indices.</summary>

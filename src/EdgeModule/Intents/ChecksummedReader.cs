@@ -1,0 +1,108 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace EdgeSlm.EdgeModule.Intents;
+
+/// <summary>
+/// Reads a head file field by field while hashing what it reads, for formats that end in a SHA-256 of everything
+/// before it. Every failure is an <see cref="InvalidDataException"/> naming the file kind and the field.
+/// </summary>
+internal sealed class ChecksummedReader(Stream stream, string fileKind) : IDisposable
+{
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+    public string FileKind => fileKind;
+
+    public void Read(Span<byte> destination, string what)
+    {
+        if (stream.ReadAtLeast(destination, destination.Length, throwOnEndOfStream: false) < destination.Length)
+        {
+            throw new InvalidDataException($"{fileKind} is truncated: it ends inside the {what}");
+        }
+        _hash.AppendData(destination);
+    }
+
+    public uint UInt32(string what)
+    {
+        Span<byte> word = stackalloc byte[4];
+        Read(word, what);
+        return BinaryPrimitives.ReadUInt32LittleEndian(word);
+    }
+
+    /// <summary>A u16 byte length (1 to <paramref name="maximumBytes"/>) followed by that many bytes of strict UTF-8.</summary>
+    public string Name(int maximumBytes, string what)
+    {
+        Span<byte> length = stackalloc byte[2];
+        Read(length, $"length of {what}");
+        int bytes = BinaryPrimitives.ReadUInt16LittleEndian(length);
+        if (bytes is 0 || bytes > maximumBytes)
+        {
+            throw new InvalidDataException($"{fileKind}: {what} is {bytes} bytes long; 1 to {maximumBytes} are allowed");
+        }
+        var text = new byte[bytes];
+        Read(text, what);
+        try
+        {
+            return StrictUtf8.GetString(text);
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new InvalidDataException($"{fileKind}: {what} is not valid UTF-8");
+        }
+    }
+
+    public float[] Floats(int count, string what)
+    {
+        var bytes = new byte[count * sizeof(float)];
+        Read(bytes, what);
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            values[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * sizeof(float)));
+        }
+        return values;
+    }
+
+    /// <summary>Reads the stored SHA-256 and compares it with the hash of everything read so far.</summary>
+    public void VerifyChecksum()
+    {
+        byte[] expected = _hash.GetHashAndReset();
+        var stored = new byte[expected.Length];
+        if (stream.ReadAtLeast(stored, stored.Length, throwOnEndOfStream: false) < stored.Length)
+        {
+            throw new InvalidDataException($"{fileKind} is truncated: it ends inside the checksum");
+        }
+        if (!stored.AsSpan().SequenceEqual(expected))
+        {
+            throw new InvalidDataException($"{fileKind} is corrupt: its SHA-256 checksum does not match its contents");
+        }
+    }
+
+    public static void WriteFloats(Stream destination, ReadOnlySpan<float> values)
+    {
+        var bytes = new byte[values.Length * sizeof(float)];
+        for (int i = 0; i < values.Length; i++)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * sizeof(float)), values[i]);
+        }
+        destination.Write(bytes);
+    }
+
+    /// <summary>Writes a name as <see cref="Name"/> reads it.</summary>
+    public static void WriteName(Stream destination, string name, int maximumBytes, string fileKind)
+    {
+        byte[] bytes = Encoding.UTF8.GetBytes(name);
+        if (bytes.Length is 0 || bytes.Length > maximumBytes)
+        {
+            throw new InvalidOperationException($"'{name}' has {bytes.Length} UTF-8 bytes; a {fileKind} holds names of 1 to {maximumBytes}");
+        }
+        Span<byte> length = stackalloc byte[2];
+        BinaryPrimitives.WriteUInt16LittleEndian(length, (ushort)bytes.Length);
+        destination.Write(length);
+        destination.Write(bytes);
+    }
+
+    public void Dispose() => _hash.Dispose();
+}
