@@ -17,6 +17,7 @@ public class KernelPathTests
         {
             Architecture.Arm64 when Dp.IsSupported => KernelPath.NeonDotProd,
             Architecture.Arm64 => KernelPath.Neon,
+            Architecture.X64 when Avx512F.IsSupported && Avx512BW.IsSupported => KernelPath.Avx512,
             Architecture.X64 when AvxVnni.IsSupported => KernelPath.AvxVnni,
             Architecture.X64 when Avx2.IsSupported => KernelPath.Avx2,
             _ => KernelPath.Portable,
