@@ -709,9 +709,10 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
 
     public static void RunRows(in MatMulArgs args, int rowStart, int rowEnd)
     {
-        if (args.Tokens == 1)
+        if (args.Tokens == 1 || args.WeightRowBytes > int.MaxValue / 16)
         {
-            // A matrix-vector product has no tokens to share a transposed block.
+            // A matrix-vector product has no tokens to share a transposed block. (Rows of over 128 MB would not
+            // fit RowScales' 32-bit gather offsets.)
             Vector256RowTiles8<TFormat, Avx2Dot>.RunRows(args, rowStart, rowEnd);
             return;
         }
@@ -745,6 +746,7 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
         nint tokenBytes = (nint)args.Blocks * ActivationBlock.Bytes;
         byte* a = args.ActivationRow(firstToken);
         Vector512<byte> lowNibble = Vector512.Create((byte)0x0F);
+        Vector256<int> rowOffsets = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * (int)stride;
         for (int b = 0; b < args.Blocks; b++, w0 += TFormat.BlockBytes, a += ActivationBlock.Bytes)
         {
             if (TFormat.BlockBytes == BlockQ4_0.Bytes)
@@ -770,7 +772,7 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
                 SplitQ8(planes, 6, g6 ^ offset, lowNibble);
                 SplitQ8(planes, 7, g7 ^ offset, lowNibble);
             }
-            Vector512<float> scales = RowScales(w0, stride);
+            Vector512<float> scales = RowScales(w0, stride, rowOffsets);
 
             int t = 0;
             for (; t + 4 <= tokens; t += 4)
@@ -808,35 +810,53 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
         // 16-bit sums of nibbles (0..15) times activations: at most 8 · 2 · 15 · 127 = 30480 in magnitude per block.
         Vector512<short> l0 = default, l1 = default, l2 = default, l3 = default;
         Vector512<short> h0 = default, h1 = default, h2 = default, h3 = default;
-        for (int g = 0; g < 8; g++)
-        {
-            int offset = ActivationBlock.QuantsOffset + 4 * g;
-            Vector512<sbyte> x0 = Vector512.Create(*(int*)(a0 + offset)).AsSByte();
-            Vector512<sbyte> x1 = Vector512.Create(*(int*)(a1 + offset)).AsSByte();
-            l0 += Avx512BW.MultiplyAddAdjacent(planes[g], x0);
-            l1 += Avx512BW.MultiplyAddAdjacent(planes[g], x1);
-            if (TFormat.BlockBytes != BlockQ4_0.Bytes)
-            {
-                h0 += Avx512BW.MultiplyAddAdjacent(planes[8 + g], x0);
-                h1 += Avx512BW.MultiplyAddAdjacent(planes[8 + g], x1);
-            }
-            if (tokens > 2)
-            {
-                Vector512<sbyte> x2 = Vector512.Create(*(int*)(a2 + offset)).AsSByte();
-                l2 += Avx512BW.MultiplyAddAdjacent(planes[g], x2);
-                if (TFormat.BlockBytes != BlockQ4_0.Bytes) h2 += Avx512BW.MultiplyAddAdjacent(planes[8 + g], x2);
-            }
-            if (tokens > 3)
-            {
-                Vector512<sbyte> x3 = Vector512.Create(*(int*)(a3 + offset)).AsSByte();
-                l3 += Avx512BW.MultiplyAddAdjacent(planes[g], x3);
-                if (TFormat.BlockBytes != BlockQ4_0.Bytes) h3 += Avx512BW.MultiplyAddAdjacent(planes[8 + g], x3);
-            }
-        }
+        // Unrolled by hand: as a loop, the JIT spends 7 scalar instructions per vector of weights on the counter and offsets.
+        Products<TTokens>(planes, 0, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
+        Products<TTokens>(planes, 1, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
+        Products<TTokens>(planes, 2, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
+        Products<TTokens>(planes, 3, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
+        Products<TTokens>(planes, 4, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
+        Products<TTokens>(planes, 5, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
+        Products<TTokens>(planes, 6, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
+        Products<TTokens>(planes, 7, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
         sums[0] = Accumulate(sums[0], l0, h0, a0, scales);
         sums[1] = Accumulate(sums[1], l1, h1, a1, scales);
         if (tokens > 2) sums[2] = Accumulate(sums[2], l2, h2, a2, scales);
         if (tokens > 3) sums[3] = Accumulate(sums[3], l3, h3, a3, scales);
+    }
+
+    /// <summary>Plane <paramref name="g"/> (and for Q8_0 its high-nibble plane) times each token's activations 4g..4g+3, broadcast.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Products<TTokens>(Vector512<byte>* planes, int g, byte* a0, byte* a1, byte* a2, byte* a3,
+        ref Vector512<short> l0, ref Vector512<short> l1, ref Vector512<short> l2, ref Vector512<short> l3,
+        ref Vector512<short> h0, ref Vector512<short> h1, ref Vector512<short> h2, ref Vector512<short> h3)
+        where TTokens : struct, ITokenCount
+    {
+        int tokens = TTokens.Count;
+        int offset = ActivationBlock.QuantsOffset + 4 * g;
+        Vector512<byte> low = planes[g];
+        Vector512<sbyte> x0 = Vector512.Create(*(int*)(a0 + offset)).AsSByte();
+        Vector512<sbyte> x1 = Vector512.Create(*(int*)(a1 + offset)).AsSByte();
+        l0 += Avx512BW.MultiplyAddAdjacent(low, x0);
+        l1 += Avx512BW.MultiplyAddAdjacent(low, x1);
+        if (TFormat.BlockBytes != BlockQ4_0.Bytes)
+        {
+            Vector512<byte> high = planes[8 + g];
+            h0 += Avx512BW.MultiplyAddAdjacent(high, x0);
+            h1 += Avx512BW.MultiplyAddAdjacent(high, x1);
+        }
+        if (tokens > 2)
+        {
+            Vector512<sbyte> x2 = Vector512.Create(*(int*)(a2 + offset)).AsSByte();
+            l2 += Avx512BW.MultiplyAddAdjacent(low, x2);
+            if (TFormat.BlockBytes != BlockQ4_0.Bytes) h2 += Avx512BW.MultiplyAddAdjacent(planes[8 + g], x2);
+        }
+        if (tokens > 3)
+        {
+            Vector512<sbyte> x3 = Vector512.Create(*(int*)(a3 + offset)).AsSByte();
+            l3 += Avx512BW.MultiplyAddAdjacent(low, x3);
+            if (TFormat.BlockBytes != BlockQ4_0.Bytes) h3 += Avx512BW.MultiplyAddAdjacent(planes[8 + g], x3);
+        }
     }
 
     /// <summary>
@@ -859,23 +879,23 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Rows4(byte* w, nint stride4) => Vector512.Create(
-        Vector256.Create(Vector128.Load(w), Vector128.Load(w + stride4)),
-        Vector256.Create(Vector128.Load(w + 2 * stride4), Vector128.Load(w + 3 * stride4))).AsInt32();
+    private static Vector512<int> Rows4(byte* w, nint stride4)
+    {
+        // Inserts rather than Vector512.Create(Vector256, Vector256), which the JIT builds through a stack slot.
+        Vector256<byte> low = Avx2.InsertVector128(Vector128.Load(w).ToVector256Unsafe(), Vector128.Load(w + stride4), 1);
+        Vector256<byte> high = Avx2.InsertVector128(Vector128.Load(w + 2 * stride4).ToVector256Unsafe(), Vector128.Load(w + 3 * stride4), 1);
+        return Avx512F.InsertVector256(low.ToVector512Unsafe(), high, 1).AsInt32();
+    }
 
     /// <summary>The 16 rows' fp16 block scales as floats (see <see cref="Fp16"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> RowScales(byte* w0, nint stride)
+    private static Vector512<float> RowScales(byte* w0, nint stride, Vector256<int> rowOffsets)
     {
-        byte* w4 = w0 + 4 * stride, w8 = w0 + 8 * stride, w12 = w4 + 8 * stride;
-        nint stride3 = 3 * stride;
-        Vector512<uint> bits = Vector512.Create(
-            Vector256.Create(
-                (uint)*(ushort*)w0, *(ushort*)(w0 + stride), *(ushort*)(w0 + 2 * stride), *(ushort*)(w0 + stride3),
-                *(ushort*)w4, *(ushort*)(w4 + stride), *(ushort*)(w4 + 2 * stride), *(ushort*)(w4 + stride3)),
-            Vector256.Create(
-                (uint)*(ushort*)w8, *(ushort*)(w8 + stride), *(ushort*)(w8 + 2 * stride), *(ushort*)(w8 + stride3),
-                *(ushort*)w12, *(ushort*)(w12 + stride), *(ushort*)(w12 + 2 * stride), *(ushort*)(w12 + stride3)));
+        // Two 8-lane gathers of the 32 bits at each row's block (the scale in the low half) instead of 16 scalar
+        // loads and inserts.
+        Vector256<int> low = Avx2.GatherVector256((int*)w0, rowOffsets, 1);
+        Vector256<int> high = Avx2.GatherVector256((int*)(w0 + 8 * stride), rowOffsets, 1);
+        Vector512<uint> bits = Avx512F.InsertVector256(low.ToVector512Unsafe(), high, 1).AsUInt32();
         Vector512<float> magnitude = ((bits & Vector512.Create(0x7FFFu)) << 13).AsSingle() * Vector512.Create(Q8_0Weights.ScaleBitsMultiplier128);
         return (magnitude.AsUInt32() | ((bits & Vector512.Create(0x8000u)) << 16)).AsSingle();
     }
