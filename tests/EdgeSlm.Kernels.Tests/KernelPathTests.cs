@@ -17,6 +17,7 @@ public class KernelPathTests
         {
             Architecture.Arm64 when Dp.IsSupported => KernelPath.NeonDotProd,
             Architecture.Arm64 => KernelPath.Neon,
+            Architecture.X64 when Avx512F.IsSupported && Avx512BW.IsSupported => KernelPath.Avx512,
             Architecture.X64 when AvxVnni.IsSupported => KernelPath.AvxVnni,
             Architecture.X64 when Avx2.IsSupported => KernelPath.Avx2,
             _ => KernelPath.Portable,
@@ -51,6 +52,30 @@ public class KernelPathTests
         Assert.True(KernelPaths.IsSupported(KernelPath.Neon));
         Assert.Equal(Dp.IsSupported, KernelPaths.IsSupported(KernelPath.NeonDotProd));
         Assert.False(KernelPaths.IsSupported(KernelPath.Avx2));
+    }
+
+    [Fact]
+    public void Avx512_path_needs_avx512_f_and_bw_and_is_preferred_to_the_256_bit_paths()
+    {
+        Assert.Equal(Avx2.IsSupported && Avx512F.IsSupported && Avx512BW.IsSupported, KernelPaths.IsSupported(KernelPath.Avx512));
+        Assert.True(KernelPaths.TryParse("avx512", out KernelPath path));
+        Assert.Equal(KernelPath.Avx512, path);
+        Assert.Equal("avx512", KernelPaths.Name(KernelPath.Avx512));
+        IReadOnlyList<KernelPath> supported = KernelPaths.Supported;
+        if (supported.Contains(KernelPath.Avx512))
+        {
+            Assert.Equal(KernelPath.Avx512, supported[0]);
+        }
+    }
+
+    [Fact]
+    public void Every_path_name_parses_back_to_its_path()
+    {
+        foreach (KernelPath path in Enum.GetValues<KernelPath>())
+        {
+            Assert.True(KernelPaths.TryParse(KernelPaths.Name(path), out KernelPath parsed), KernelPaths.Name(path));
+            Assert.Equal(path, parsed);
+        }
     }
 
     [Fact]

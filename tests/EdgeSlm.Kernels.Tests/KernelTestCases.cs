@@ -14,8 +14,21 @@ internal static class KernelTestCases
     /// </summary>
     public const double FloatTolerance = 2e-6;
 
-    /// <summary>Every SIMD path this CPU runs; the reference is what they are compared with.</summary>
-    public static IEnumerable<KernelPath> SimdPaths => KernelPaths.Supported.Where(p => p != KernelPath.Reference);
+    /// <summary>
+    /// Every SIMD path of this process's architecture, whether this CPU runs it or not (the reference is what they
+    /// are compared with): a case for a path the CPU lacks is reported as skipped (<see cref="RequireSupported"/>),
+    /// not left out, so a run on a CPU without AVX-512 or AVX-VNNI says so.
+    /// </summary>
+    public static IEnumerable<KernelPath> SimdPaths => RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 or Architecture.X86 => [KernelPath.Portable, KernelPath.Avx2, KernelPath.AvxVnni, KernelPath.Avx512],
+        Architecture.Arm64 => [KernelPath.Portable, KernelPath.Neon, KernelPath.NeonDotProd],
+        _ => [KernelPath.Portable],
+    };
+
+    /// <summary>Skips the calling test (reported as skipped, with the reason) if this CPU cannot run <paramref name="path"/>.</summary>
+    public static void RequireSupported(KernelPath path) =>
+        Assert.SkipUnless(KernelPaths.IsSupported(path), $"this CPU cannot run the {KernelPaths.Name(path)} path (it supports: {string.Join(", ", KernelPaths.Supported.Select(KernelPaths.Name))})");
 
     public static TheoryData<KernelPath, QuantType> PathsAndTypes()
     {

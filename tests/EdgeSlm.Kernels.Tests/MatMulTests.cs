@@ -15,12 +15,15 @@ public unsafe class MatMulTests
     [
         (1, 32, 1), (1, 64, 2), (3, 96, 1), (4, 32, 4), (5, 160, 3), (7, 224, 5), (8, 64, 6), (9, 32, 7),
         (13, 416, 9), (17, 96, 16), (64, 384, 1), (384, 384, 2), (37, 1536, 11), (1536, 384, 1), (96, 384, 64),
+        // 16-row tiles (avx512) with 8- and 4-row tails, and token counts past one 16-token tile.
+        (31, 64, 3), (48, 96, 17), (45, 160, 13),
     ];
 
     [Theory]
     [MemberData(nameof(PathsAndTypes))]
     public void MatMul_with_unit_scales_equals_the_exact_integer_products(KernelPath path, QuantType type)
     {
+        KernelTestCases.RequireSupported(path);
         foreach ((int rows, int k, int tokens) in Shapes)
         {
             int blocks = k / 32;
@@ -31,22 +34,56 @@ public unsafe class MatMulTests
             for (int i = 0; i < x.Length; i++) x[i] = random.Next(-127, 128);
             for (int b = 0; b < tokens * blocks; b++) x[b * 32 + random.Next(32)] = random.Next(2) == 0 ? 127 : -127;
 
-            using var matrix = QuantizedMatrix.Copy(type, weights, rows, k);
-            float[] actual = Multiply(path, matrix, x, tokens, threads: 1);
-            long rowBytes = QuantTypeTraits.Of(type).RowBytes(k);
-            for (int t = 0; t < tokens; t++)
+            AssertExactProducts(path, type, weights, rows, k, x, tokens);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(PathsAndTypes))]
+    public void MatMul_with_extreme_values_equals_the_exact_integer_products(KernelPath path, QuantType type)
+    {
+        KernelTestCases.RequireSupported(path);
+        // The largest magnitudes of both operands, where 16-bit partial sums come closest to overflowing: Q8_0
+        // weights -128 and 127, Q4_0 nibbles 0 and 15 (weights -8 and 7), activations of ±127, in runs of one sign.
+        foreach ((int rows, int k, int tokens) in new[] { (16, 64, 2), (48, 256, 10), (37, 96, 5) })
+        {
+            int blocks = k / 32, blockBytes = QuantTypeTraits.Of(type).BlockBytes;
+            byte[] weights = KernelTestCases.UnitScaleWeights(type, rows, blocks, seed: rows);
+            var random = new Random(rows * 7 + k);
+            for (int b = 0; b < rows * blocks; b++)
             {
-                var activations = new BlockQ8_0[blocks];
-                for (int b = 0; b < blocks; b++)
+                int pattern = random.Next(3);
+                for (int j = 2; j < blockBytes; j++)
                 {
-                    activations[b].Scale = (Half)1f;
-                    for (int j = 0; j < 32; j++) activations[b].Quants[j] = (sbyte)x[t * k + b * 32 + j];
+                    bool high = pattern == 0 || (pattern == 2 && j % 2 == 0);
+                    weights[b * blockBytes + j] = type == QuantType.Q4_0 ? (byte)(high ? 0xFF : 0x00) : (byte)(high ? 0x7F : 0x80);
                 }
-                for (int r = 0; r < rows; r++)
-                {
-                    long expected = KernelTestCases.ExactDot(type, weights.AsSpan((int)(r * rowBytes), (int)rowBytes), activations);
-                    Assert.True(expected == actual[t * rows + r], $"{rows}x{k}, {tokens} tokens: y[{t},{r}] = {actual[t * rows + r]}, exact {expected}");
-                }
+            }
+            float[] x = new float[tokens * k];
+            for (int i = 0; i < x.Length; i++) x[i] = (i / 32 + i / 4) % 3 == 0 ? -127 : 127;
+            AssertExactProducts(path, type, weights, rows, k, x, tokens);
+        }
+    }
+
+    /// <summary>Checks that y = W·x exactly, for weights with unit scales and integer activations whose block maxima are 127.</summary>
+    private static void AssertExactProducts(KernelPath path, QuantType type, byte[] weights, int rows, int k, float[] x, int tokens)
+    {
+        int blocks = k / 32;
+        using var matrix = QuantizedMatrix.Copy(type, weights, rows, k);
+        float[] actual = Multiply(path, matrix, x, tokens, threads: 1);
+        long rowBytes = QuantTypeTraits.Of(type).RowBytes(k);
+        for (int t = 0; t < tokens; t++)
+        {
+            var activations = new BlockQ8_0[blocks];
+            for (int b = 0; b < blocks; b++)
+            {
+                activations[b].Scale = (Half)1f;
+                for (int j = 0; j < 32; j++) activations[b].Quants[j] = (sbyte)x[t * k + b * 32 + j];
+            }
+            for (int r = 0; r < rows; r++)
+            {
+                long expected = KernelTestCases.ExactDot(type, weights.AsSpan((int)(r * rowBytes), (int)rowBytes), activations);
+                Assert.True(expected == actual[t * rows + r], $"{rows}x{k}, {tokens} tokens: y[{t},{r}] = {actual[t * rows + r]}, exact {expected}");
             }
         }
     }
@@ -55,6 +92,7 @@ public unsafe class MatMulTests
     [MemberData(nameof(PathsAndTypes))]
     public void MatMul_equals_the_reference_within_float_tolerance_on_every_shape_and_thread_count(KernelPath path, QuantType type)
     {
+        KernelTestCases.RequireSupported(path);
         foreach ((int rows, int k, int tokens) in Shapes)
         {
             float[] w = TestData.Mixed(rows * k, seed: rows + k);
@@ -112,6 +150,7 @@ public unsafe class MatMulTests
     [MemberData(nameof(PathsAndTypes))]
     public void MatMul_writes_only_its_output(KernelPath path, QuantType type)
     {
+        KernelTestCases.RequireSupported(path);
         const int rows = 7, k = 64, tokens = 5, guard = 16;
         using var matrix = QuantizedMatrix.Quantize(type, TestData.Gaussian(rows * k, 1), rows, k);
         float[] x = TestData.Gaussian(tokens * k, 2);

@@ -16,6 +16,8 @@ public enum KernelPath
     Avx2,
     /// <summary>x64 with AVX-VNNI (vpdpbusd on 256-bit vectors).</summary>
     AvxVnni,
+    /// <summary>x64 with AVX-512 F and BW (maddubs / madd on 512-bit vectors, 16 rows per tile).</summary>
+    Avx512,
     /// <summary>ARMv8.0 NEON without the dot-product extension (Cortex-A53, A72: Raspberry Pi 3 and 4): widening multiplies.</summary>
     Neon,
     /// <summary>ARMv8.2+ NEON with SDOT (Cortex-A55, A76: Raspberry Pi 5).</summary>
@@ -25,12 +27,12 @@ public enum KernelPath
 /// <summary>Which kernel path this process uses, chosen once, and what the CPU offers.</summary>
 public static class KernelPaths
 {
-    /// <summary>The environment variable that forces a path (<c>reference|portable|avx2|avx-vnni|neon|neon-dotprod</c>).</summary>
+    /// <summary>The environment variable that forces a path (<c>reference|portable|avx2|avx-vnni|avx512|neon|neon-dotprod</c>).</summary>
     public const string EnvironmentVariable = "EDGESLM_KERNELS";
 
     // Fastest first: the first supported one is the default.
     private static readonly KernelPath[] Preference =
-        [KernelPath.NeonDotProd, KernelPath.Neon, KernelPath.AvxVnni, KernelPath.Avx2, KernelPath.Portable, KernelPath.Reference];
+        [KernelPath.NeonDotProd, KernelPath.Neon, KernelPath.Avx512, KernelPath.AvxVnni, KernelPath.Avx2, KernelPath.Portable, KernelPath.Reference];
 
     private static readonly Lazy<KernelPath> Selected = new(() => Resolve(Environment.GetEnvironmentVariable(EnvironmentVariable)));
 
@@ -48,6 +50,7 @@ public static class KernelPaths
         KernelPath.Reference or KernelPath.Portable => true,
         KernelPath.Avx2 => Avx2.IsSupported,
         KernelPath.AvxVnni => Avx2.IsSupported && AvxVnni.IsSupported,
+        KernelPath.Avx512 => Avx2.IsSupported && Avx512F.IsSupported && Avx512BW.IsSupported,
         KernelPath.Neon => AdvSimd.Arm64.IsSupported,
         KernelPath.NeonDotProd => AdvSimd.Arm64.IsSupported && Dp.IsSupported,
         _ => false,
@@ -79,6 +82,7 @@ public static class KernelPaths
         KernelPath.Portable => "portable",
         KernelPath.Avx2 => "avx2",
         KernelPath.AvxVnni => "avx-vnni",
+        KernelPath.Avx512 => "avx512",
         KernelPath.Neon => "neon",
         KernelPath.NeonDotProd => "neon-dotprod",
         _ => path.ToString(),

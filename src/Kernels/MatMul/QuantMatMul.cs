@@ -168,6 +168,7 @@ internal static unsafe class QuantMatMulKernels
         KernelPath.NeonDotProd => &TileWalk.RunRows<Vector128Tiles<Q4_0Weights, AdvSimdDotProdDot>>,
         KernelPath.Avx2 => &Vector256RowTiles8<Q4_0Weights, Avx2Dot>.RunRows,
         KernelPath.AvxVnni => &Vector256RowTiles8<Q4_0Weights, AvxVnniDot>.RunRows,
+        KernelPath.Avx512 => &Vector512RowTiles16<Q4_0Weights>.RunRows,
         _ => throw new NotSupportedException($"Unknown kernel path {path}."),
     };
 
@@ -179,16 +180,22 @@ internal static unsafe class QuantMatMulKernels
         KernelPath.NeonDotProd => &TileWalk.RunRows<Vector128Tiles<Q8_0Weights, AdvSimdDotProdDot>>,
         KernelPath.Avx2 => &Vector256RowTiles8<Q8_0Weights, Avx2Dot>.RunRows,
         KernelPath.AvxVnni => &Vector256RowTiles8<Q8_0Weights, AvxVnniDot>.RunRows,
+        KernelPath.Avx512 => &Vector512RowTiles16<Q8_0Weights>.RunRows,
         _ => throw new NotSupportedException($"Unknown kernel path {path}."),
     };
 
     /// <summary>Rows per tile of the path's main kernel: threads get whole tiles.</summary>
-    public static int TileRows(KernelPath path) => path is KernelPath.Avx2 or KernelPath.AvxVnni ? 8 : 4;
+    public static int TileRows(KernelPath path) => path switch
+    {
+        KernelPath.Avx512 => 16,
+        KernelPath.Avx2 or KernelPath.AvxVnni => 8,
+        _ => 4,
+    };
 
     public static ActivationQuantizer.Tier Quantizer(KernelPath path) => path switch
     {
         KernelPath.Reference => ActivationQuantizer.QuantizeReference,
-        KernelPath.Avx2 or KernelPath.AvxVnni => ActivationQuantizer.QuantizeVector256,
+        KernelPath.Avx2 or KernelPath.AvxVnni or KernelPath.Avx512 => ActivationQuantizer.QuantizeVector256,
         _ => ActivationQuantizer.QuantizeVector128,
     };
 }
