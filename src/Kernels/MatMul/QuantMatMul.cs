@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using EdgeSlm.Kernels.Dispatch;
@@ -9,14 +10,19 @@ namespace EdgeSlm.Kernels.MatMul;
 
 /// <summary>
 /// y[t, r] = Σ_k W[r, k] · x[t, k] for a quantized W and f32 activations of 1 to any number of tokens: the
-/// activations are quantized to Q8_0 once, then rows are split over a small reusable pool of threads and
-/// each thread runs the selected kernel path. One instance per inference thread (not thread-safe); after the
-/// first call with the largest shape, calls allocate nothing.
+/// activations are quantized to Q8_0 once, then the rows are cut into chunks of whole row tiles that the
+/// threads of a small reusable pool claim one at a time, each running the selected kernel path on its chunk.
+/// One instance per inference thread (not thread-safe); after the first call with the largest shape, calls
+/// allocate nothing.
 /// </summary>
 public sealed unsafe class QuantMatMul : IDisposable
 {
+    // Chunks per thread: enough that a thread the scheduler runs late leaves little for the others to wait on,
+    // few enough that claiming a chunk (one compare-and-swap) is nothing beside running it.
+    private const int ChunksPerThread = 4;
+
     private readonly WorkerPool _pool;
-    private readonly Action<int> _runPart;
+    private readonly Action<int> _runChunk;
     private readonly delegate*<in MatMulArgs, int, int, void> _q4_0;
     private readonly delegate*<in MatMulArgs, int, int, void> _q8_0;
     private readonly ActivationQuantizer.Tier _quantize;
@@ -25,6 +31,7 @@ public sealed unsafe class QuantMatMul : IDisposable
     private delegate*<in MatMulArgs, int, int, void> _kernel;
     private readonly int _tileRows;
     private int _rowTiles;
+    private int _chunks;
     private readonly QuantizedActivations _ownActivations = new();
 
     /// <param name="threads">Threads to split rows over (1 to 64; the caller's thread is one of them).</param>
@@ -41,14 +48,13 @@ public sealed unsafe class QuantMatMul : IDisposable
         _quantize = QuantMatMulKernels.Quantizer(Path);
         _tileRows = QuantMatMulKernels.TileRows(Path);
         _pool = new WorkerPool(threads);
-        _runPart = RunPart;
+        _runChunk = RunChunk;
     }
 
     public KernelPath Path { get; }
     public int Threads => _pool.Threads;
 
     private volatile int _activeThreads;
-    private int _parts;
 
     /// <summary>
     /// Threads the next products use, 1 to <see cref="Threads"/> (the thermal governor lowers it on a hot CPU).
@@ -125,33 +131,38 @@ public sealed unsafe class QuantMatMul : IDisposable
             };
             _rowTiles = (weights.Rows + _tileRows - 1) / _tileRows;
             _kernel = weights.Type == QuantType.Q4_0 ? _q4_0 : _q8_0;
-            _parts = ActiveThreads;
-            if (_parts == 1 || _rowTiles == 1)
+            int threads = ActiveThreads;
+            _chunks = Math.Min(_rowTiles, threads * ChunksPerThread);
+            if (threads == 1 || _chunks == 1)
             {
                 _kernel(in _args, 0, weights.Rows);
             }
             else
             {
-                _pool.Run(_runPart);
+                _pool.Run(_runChunk, _chunks, threads);
             }
             _args = default;
         }
     }
 
-    private void RunPart(int part)
+    private void RunChunk(int chunk)
     {
-        // Whole tiles per thread; the last thread also takes the ragged end of the matrix.
-        int parts = _parts;
-        if (part >= parts)
-        {
-            return;
-        }
-        int first = (int)((long)_rowTiles * part / parts) * _tileRows;
-        int end = Math.Min(_args.Rows, (int)((long)_rowTiles * (part + 1) / parts) * _tileRows);
-        if (first < end)
-        {
-            _kernel(in _args, first, end);
-        }
+        (int first, int end) = ChunkRows(chunk, _chunks, _rowTiles, _tileRows, _args.Rows);
+        _kernel(in _args, first, end);
+    }
+
+    /// <summary>
+    /// Rows [first, end) of chunk <paramref name="chunk"/> of <paramref name="chunks"/> (at most
+    /// <paramref name="rowTiles"/>): whole tiles, at least one, starting on a tile boundary; the last chunk also
+    /// takes the ragged end of the matrix. Each row is so computed by one kernel call over the same tile as with
+    /// one thread, and the result does not depend on the thread count.
+    /// </summary>
+    internal static (int First, int End) ChunkRows(int chunk, int chunks, int rowTiles, int tileRows, int rows)
+    {
+        Debug.Assert(chunks >= 1 && chunks <= rowTiles && (uint)chunk < (uint)chunks);
+        int first = (int)((long)rowTiles * chunk / chunks) * tileRows;
+        int end = Math.Min(rows, (int)((long)rowTiles * (chunk + 1) / chunks) * tileRows);
+        return (first, end);
     }
 
     public void Dispose() => _pool.Dispose();

@@ -4,8 +4,9 @@ using EdgeSlm.Kernels.Threading;
 namespace EdgeSlm.Benchmarks.Kernels;
 
 /// <summary>
-/// The f32 baseline: y[t, r] = TensorPrimitives.Dot(W[r, :], x[t, :]) for every row and token, rows split over
-/// the same worker pool our kernels use. Rows outside, tokens inside, so each weight row is read from memory once.
+/// The f32 baseline: y[t, r] = TensorPrimitives.Dot(W[r, :], x[t, :]) for every row and token, rows cut into
+/// chunks for the same worker pool our kernels use. Rows outside, tokens inside, so each weight row is read from
+/// memory once.
 /// </summary>
 internal sealed class FloatMatMul : IDisposable
 {
@@ -13,7 +14,8 @@ internal sealed class FloatMatMul : IDisposable
     private readonly int _rows;
     private readonly int _k;
     private readonly WorkerPool _pool;
-    private readonly Action<int> _runPart;
+    private readonly Action<int> _runChunk;
+    private int _chunks;
     private float[] _activations = [];
     private float[] _output = [];
     private int _tokens;
@@ -24,7 +26,7 @@ internal sealed class FloatMatMul : IDisposable
         _rows = rows;
         _k = k;
         _pool = new WorkerPool(threads);
-        _runPart = RunPart;
+        _runChunk = RunChunk;
     }
 
     /// <summary>y (tokens × rows) = x (tokens × k) · Wᵀ.</summary>
@@ -33,13 +35,14 @@ internal sealed class FloatMatMul : IDisposable
         _activations = activations;
         _tokens = tokens;
         _output = output;
-        _pool.Run(_runPart);
+        _chunks = Math.Min(_rows, _pool.Threads * 4);
+        _pool.Run(_runChunk, _chunks, _pool.Threads);
     }
 
-    private void RunPart(int part)
+    private void RunChunk(int chunk)
     {
-        int first = (int)((long)_rows * part / _pool.Threads);
-        int end = (int)((long)_rows * (part + 1) / _pool.Threads);
+        int first = (int)((long)_rows * chunk / _chunks);
+        int end = (int)((long)_rows * (chunk + 1) / _chunks);
         for (int r = first; r < end; r++)
         {
             ReadOnlySpan<float> row = _weights.AsSpan(r * _k, _k);
