@@ -171,7 +171,7 @@ public sealed class IntentTests(ConvertedModels models)
 
     [Theory]
     [InlineData("flipped weight bit", "checksum")]
-    [InlineData("wrong magic", "not an intent head file")]
+    [InlineData("wrong magic", "intent head file has the wrong magic")]
     [InlineData("future version", "version 2 is not supported")]
     [InlineData("truncated", "truncated")]
     [InlineData("huge class count", "classes of dimension")]

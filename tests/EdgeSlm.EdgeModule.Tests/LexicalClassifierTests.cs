@@ -114,7 +114,7 @@ public sealed class LexicalClassifierTests
 
     [Theory]
     [InlineData("flipped weight bit", "checksum")]
-    [InlineData("wrong magic", "not a lexical head")]
+    [InlineData("wrong magic", "lexical head has the wrong magic")]
     [InlineData("future version", "version 2 is not supported")]
     [InlineData("truncated", "truncated")]
     [InlineData("huge term count", "terms of")]

@@ -6,7 +6,8 @@ namespace EdgeSlm.EdgeModule.Intents;
 
 /// <summary>
 /// Reads a head file field by field while hashing what it reads, for formats that end in a SHA-256 of everything
-/// before it. Every failure is an <see cref="InvalidDataException"/> naming the file kind and the field.
+/// before it. Every failure is an <see cref="InvalidDataException"/> naming the file kind and the field. The static
+/// helpers write the same fields.
 /// </summary>
 internal sealed class ChecksummedReader(Stream stream, string fileKind) : IDisposable
 {
@@ -22,6 +23,38 @@ internal sealed class ChecksummedReader(Stream stream, string fileKind) : IDispo
             throw new InvalidDataException($"{fileKind} is truncated: it ends inside the {what}");
         }
         _hash.AppendData(destination);
+    }
+
+    /// <summary>Reads and checks the 8-byte magic and the format version that open every head format.</summary>
+    public void Header(ReadOnlySpan<byte> magic, uint version)
+    {
+        Span<byte> read = stackalloc byte[magic.Length];
+        Read(read, "magic");
+        if (!read.SequenceEqual(magic))
+        {
+            throw new InvalidDataException($"{fileKind} has the wrong magic: it starts with {Convert.ToHexString(read)}, not \"{Encoding.ASCII.GetString(magic)}\"");
+        }
+        uint found = UInt32("version");
+        if (found != version)
+        {
+            throw new InvalidDataException($"{fileKind} version {found} is not supported (this build reads version {version})");
+        }
+    }
+
+    /// <summary><paramref name="count"/> names as <see cref="Name"/> reads them, each different from the others.</summary>
+    public string[] DistinctNames(int count, int maximumBytes, string what)
+    {
+        var names = new string[count];
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < count; i++)
+        {
+            names[i] = Name(maximumBytes, $"{what} {i}");
+            if (!seen.Add(names[i]))
+            {
+                throw new InvalidDataException($"{fileKind}: {what} '{names[i]}' appears twice");
+            }
+        }
+        return names;
     }
 
     public uint UInt32(string what)
@@ -78,6 +111,21 @@ internal sealed class ChecksummedReader(Stream stream, string fileKind) : IDispo
         {
             throw new InvalidDataException($"{fileKind} is corrupt: its SHA-256 checksum does not match its contents");
         }
+    }
+
+    /// <summary>Appends the SHA-256 of everything in <paramref name="content"/> to it and copies it all to <paramref name="destination"/>.</summary>
+    public static void WriteWithChecksum(MemoryStream content, Stream destination)
+    {
+        content.Write(SHA256.HashData(content.GetBuffer().AsSpan(0, (int)content.Length)));
+        content.Position = 0;
+        content.CopyTo(destination);
+    }
+
+    public static void WriteUInt32(Stream destination, uint value)
+    {
+        Span<byte> word = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(word, value);
+        destination.Write(word);
     }
 
     public static void WriteFloats(Stream destination, ReadOnlySpan<float> values)

@@ -1,6 +1,4 @@
-using System.Buffers.Binary;
 using System.Numerics.Tensors;
-using System.Security.Cryptography;
 using System.Text;
 using EdgeSlm.EdgeModule.Intents.Slots;
 
@@ -201,11 +199,8 @@ public sealed class LexicalClassifier
     {
         using var buffer = new MemoryStream();
         buffer.Write(Magic);
-        Span<byte> word = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(word, FormatVersion);
-        buffer.Write(word);
-        BinaryPrimitives.WriteUInt32LittleEndian(word, (uint)_classes.Length);
-        buffer.Write(word);
+        ChecksummedReader.WriteUInt32(buffer, FormatVersion);
+        ChecksummedReader.WriteUInt32(buffer, (uint)_classes.Length);
         foreach (string name in _classes)
         {
             ChecksummedReader.WriteName(buffer, name, MaxNameBytes, FileKind);
@@ -215,8 +210,7 @@ public sealed class LexicalClassifier
         {
             terms[id] = term;
         }
-        BinaryPrimitives.WriteUInt32LittleEndian(word, (uint)terms.Length);
-        buffer.Write(word);
+        ChecksummedReader.WriteUInt32(buffer, (uint)terms.Length);
         foreach (string term in terms)
         {
             ChecksummedReader.WriteName(buffer, term, MaxNameBytes, FileKind);
@@ -224,9 +218,7 @@ public sealed class LexicalClassifier
         ChecksummedReader.WriteFloats(buffer, _idf);
         ChecksummedReader.WriteFloats(buffer, _weights);
         ChecksummedReader.WriteFloats(buffer, _bias);
-        buffer.Write(SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
-        buffer.Position = 0;
-        buffer.CopyTo(stream);
+        ChecksummedReader.WriteWithChecksum(buffer, stream);
     }
 
     /// <summary>Reads what <see cref="Write"/> wrote.</summary>
@@ -234,46 +226,24 @@ public sealed class LexicalClassifier
     public static LexicalClassifier Read(Stream stream)
     {
         using var reader = new ChecksummedReader(stream, FileKind);
-        Span<byte> magic = stackalloc byte[8];
-        reader.Read(magic, "magic");
-        if (!magic.SequenceEqual(Magic))
-        {
-            throw new InvalidDataException($"not a lexical head: it starts with {Convert.ToHexString(magic)}, not \"EDGELEXI\"");
-        }
-        uint version = reader.UInt32("version");
-        if (version != FormatVersion)
-        {
-            throw new InvalidDataException($"lexical head version {version} is not supported (this build reads version {FormatVersion})");
-        }
+        reader.Header(Magic, FormatVersion);
         uint classCount = reader.UInt32("class count");
         if (classCount is 0 or > MaxClasses)
         {
             throw new InvalidDataException($"lexical head has {classCount} classes; 1 to {MaxClasses} are allowed");
         }
-        var classes = new string[classCount];
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        for (int c = 0; c < classes.Length; c++)
-        {
-            classes[c] = reader.Name(MaxNameBytes, $"class name {c}");
-            if (!seen.Add(classes[c]))
-            {
-                throw new InvalidDataException($"lexical head: class '{classes[c]}' appears twice");
-            }
-        }
+        string[] classes = reader.DistinctNames((int)classCount, MaxNameBytes, "class");
         uint termCount = reader.UInt32("term count");
         long floats = (long)termCount * (classCount + 1) + classCount;
         if (termCount > MaxTerms || floats > MaxFloats || (stream.CanSeek && stream.Length - stream.Position < floats * sizeof(float)))
         {
             throw new InvalidDataException($"lexical head: {termCount} terms of {classCount} classes need {floats * sizeof(float)} bytes of weights, more than {(termCount > MaxTerms || floats > MaxFloats ? "a head may hold" : "the file has left")}");
         }
-        var vocabulary = new Dictionary<string, int>((int)termCount, StringComparer.Ordinal);
-        for (int id = 0; id < termCount; id++)
+        string[] terms = reader.DistinctNames((int)termCount, MaxNameBytes, "term");
+        var vocabulary = new Dictionary<string, int>(terms.Length, StringComparer.Ordinal);
+        for (int id = 0; id < terms.Length; id++)
         {
-            string term = reader.Name(MaxNameBytes, $"term {id}");
-            if (!vocabulary.TryAdd(term, id))
-            {
-                throw new InvalidDataException($"lexical head: term '{term}' appears twice");
-            }
+            vocabulary[terms[id]] = id;
         }
         float[] idf = reader.Floats((int)termCount, "idf");
         float[] weights = reader.Floats((int)(termCount * classCount), "weights");

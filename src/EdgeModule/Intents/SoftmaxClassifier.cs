@@ -1,6 +1,4 @@
-using System.Buffers.Binary;
 using System.Numerics.Tensors;
-using System.Security.Cryptography;
 using System.Text;
 
 namespace EdgeSlm.EdgeModule.Intents;
@@ -90,22 +88,16 @@ public sealed class SoftmaxClassifier
     {
         using var buffer = new MemoryStream();
         buffer.Write(Magic);
-        Span<byte> word = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(word, FormatVersion);
-        buffer.Write(word);
-        BinaryPrimitives.WriteUInt32LittleEndian(word, (uint)_classes.Length);
-        buffer.Write(word);
-        BinaryPrimitives.WriteUInt32LittleEndian(word, (uint)Dimension);
-        buffer.Write(word);
+        ChecksummedReader.WriteUInt32(buffer, FormatVersion);
+        ChecksummedReader.WriteUInt32(buffer, (uint)_classes.Length);
+        ChecksummedReader.WriteUInt32(buffer, (uint)Dimension);
         foreach (string name in _classes)
         {
             ChecksummedReader.WriteName(buffer, name, MaxNameBytes, "head file");
         }
         ChecksummedReader.WriteFloats(buffer, _weights);
         ChecksummedReader.WriteFloats(buffer, _bias);
-        buffer.Write(SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
-        buffer.Position = 0;
-        buffer.CopyTo(stream);
+        ChecksummedReader.WriteWithChecksum(buffer, stream);
     }
 
     /// <summary>Reads a head written by <see cref="Write"/>.</summary>
@@ -113,17 +105,7 @@ public sealed class SoftmaxClassifier
     public static SoftmaxClassifier Read(Stream stream)
     {
         using var reader = new ChecksummedReader(stream, "intent head file");
-        Span<byte> magic = stackalloc byte[8];
-        reader.Read(magic, "magic");
-        if (!magic.SequenceEqual(Magic))
-        {
-            throw new InvalidDataException($"not an intent head file: it starts with {Convert.ToHexString(magic)}, not \"EDGEHEAD\"");
-        }
-        uint version = reader.UInt32("version");
-        if (version != FormatVersion)
-        {
-            throw new InvalidDataException($"intent head file version {version} is not supported (this build reads version {FormatVersion})");
-        }
+        reader.Header(Magic, FormatVersion);
         uint classCount = reader.UInt32("class count");
         uint dimension = reader.UInt32("dimension");
         if (classCount is 0 or > MaxClasses || dimension is 0 or > MaxDimension)
@@ -135,16 +117,7 @@ public sealed class SoftmaxClassifier
         {
             throw new InvalidDataException($"intent head file: {classCount} classes of dimension {dimension} need {floats * sizeof(float)} bytes of weights, more than {(floats > MaxFloats ? "a head file may hold" : "the file has left")}");
         }
-        var classes = new string[classCount];
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        for (int c = 0; c < classes.Length; c++)
-        {
-            classes[c] = reader.Name(MaxNameBytes, $"class name {c}");
-            if (!seen.Add(classes[c]))
-            {
-                throw new InvalidDataException($"intent head file: class '{classes[c]}' appears twice");
-            }
-        }
+        string[] classes = reader.DistinctNames((int)classCount, MaxNameBytes, "class");
         float[] weights = reader.Floats(checked((int)(classCount * dimension)), "weights");
         float[] bias = reader.Floats((int)classCount, "bias");
         reader.VerifyChecksum();
