@@ -193,6 +193,52 @@ public sealed class IntentTests(ConvertedModels models)
     }
 
     [Fact]
+    public void Features_are_the_sentence_embedding_then_the_earlier_layers_pooled_alike()
+    {
+        Assert.Equal([3, 4], SentenceFeatures.PooledLayers(6));
+        Assert.Equal([6, 8], SentenceFeatures.PooledLayers(12));
+        Assert.Equal([1], SentenceFeatures.PooledLayers(2));
+        Assert.Empty(SentenceFeatures.PooledLayers(1));
+
+        string[] texts = ["turn on the kitchen lights", "what alarms do i have tomorrow", "mute"];
+        using BertModel minilm = BertModel.Load(models.Path(BundledModel.MiniLM, QuantType.Q4_0));
+        using var layered = new SentenceFeatures([minilm], threads: 1);
+        using var last = new SentenceFeatures([minilm], threads: 1, earlierLayers: false);
+        int hidden = minilm.Config.HiddenSize;
+        Assert.Equal(hidden, last.Dimension);
+        Assert.Equal(3 * hidden, layered.Dimension);
+        Assert.NotEqual(last.Fingerprint, layered.Fingerprint);
+
+        var withLayers = new float[texts.Length * layered.Dimension];
+        var lastOnly = new float[texts.Length * last.Dimension];
+        layered.Embed(texts, withLayers);
+        last.Embed(texts, lastOnly);
+        for (int i = 0; i < texts.Length; i++)
+        {
+            Span<float> row = withLayers.AsSpan(i * layered.Dimension, layered.Dimension);
+            Assert.Equal(lastOnly.AsSpan(i * hidden, hidden), row[..hidden]);
+            for (int block = 0; block < 3; block++)
+            {
+                Assert.Equal(1.0, System.Numerics.Tensors.TensorPrimitives.Norm<float>(row.Slice(block * hidden, hidden)), 4);
+            }
+            // Layer 3 is not the last layer: the blocks differ, though they describe the same sentence.
+            double cosine = Cosine.Of(row[..hidden].ToArray(), row.Slice(hidden, hidden).ToArray());
+            Assert.InRange(cosine, 0.1, 0.999);
+        }
+
+        // Pooling after the last layer is the sentence embedding itself; bad layer lists are refused.
+        using var encoder = new BertEncoder(minilm);
+        int[] ids = new WordPieceTokenizer(minilm.Vocabulary, minilm.Config.ContextLength).Encode(texts[0], out _);
+        var embedding = new float[hidden];
+        var pooled = new float[hidden];
+        encoder.Encode(ids, [ids.Length], embedding, [minilm.Config.LayerCount], pooled);
+        Assert.Equal(embedding, pooled);
+        Assert.Throws<ArgumentOutOfRangeException>(() => encoder.Encode(ids, [ids.Length], embedding, [4, 3], new float[2 * hidden]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => encoder.Encode(ids, [ids.Length], embedding, [0], new float[hidden]));
+        Assert.Throws<ArgumentException>(() => encoder.Encode(ids, [ids.Length], embedding, [3], new float[2 * hidden]));
+    }
+
+    [Fact]
     public void Two_encoders_give_each_encoders_features_side_by_side()
     {
         string[] texts = ["turn on the kitchen lights", "what's the weather like in Paris tomorrow", "set a timer for ten minutes", "hi",

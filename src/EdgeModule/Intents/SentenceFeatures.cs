@@ -4,10 +4,15 @@ using EdgeSlm.EdgeModule.Model;
 namespace EdgeSlm.EdgeModule.Intents;
 
 /// <summary>
-/// The feature vector an intent head sees: each model's pooled, L2-normalised sentence embedding, side by side
-/// in the order the models were given ((sentences, Σ hidden), row after row; model 0's block first). Sentences
-/// are embedded in batches of <see cref="BatchSentences"/> through each encoder's packed batch API. Not
-/// thread-safe: one instance per inference thread, like <see cref="BertEncoder"/>.
+/// The feature vector an intent head sees: for each model, in the order the models were given, its pooled,
+/// L2-normalised sentence embedding followed by the same pooling of the hidden states after two earlier layers
+/// (<see cref="PooledLayers"/>: half and two thirds of the depth, layers 3 and 4 of a 6-layer model), each
+/// normalised alone ((sentences, Σ hidden × pools), row after row; model 0's block first). The earlier layers keep
+/// more of the words than the last one, which the sentence-embedding training pulled towards paraphrase
+/// similarity, and with them the classifier tells apart more of the intents that differ by a word
+/// (docs/accuracy.md). They cost one pooling each, no encoder work. Sentences are embedded in batches of
+/// <see cref="BatchSentences"/> through each encoder's packed batch API. Not thread-safe: one instance per
+/// inference thread, like <see cref="BertEncoder"/>.
 /// </summary>
 public sealed class SentenceFeatures : IDisposable
 {
@@ -15,8 +20,10 @@ public sealed class SentenceFeatures : IDisposable
 
     private readonly BertEncoder[] _encoders;
     private readonly WordPieceTokenizer[] _tokenizers;
-    private readonly int[] _offsets; // (models) where each model's block starts in a feature row
-    private float[] _block = [];     // (batch, hidden) one model's embeddings of one batch
+    private readonly int[] _offsets;  // (models) where each model's block starts in a feature row
+    private readonly int[][] _layers; // (models) the layers pooled besides the last
+    private float[] _block = [];      // (batch, hidden) one model's embeddings of one batch
+    private float[] _layerBlock = []; // (batch, layers, hidden) the same model's earlier-layer pools
 
     /// <param name="models">The encoders, in feature order; they stay owned by the caller.</param>
     /// <param name="threads">Worker threads of each encoder's matrix multiplications.</param>
@@ -25,7 +32,8 @@ public sealed class SentenceFeatures : IDisposable
     /// (and say so, see <see cref="Embed(IReadOnlyList{string}, Span{float}, Span{bool})"/>): the bound on time and
     /// memory per utterance.
     /// </param>
-    public SentenceFeatures(IReadOnlyList<BertModel> models, int threads, int? maxTokens = null)
+    /// <param name="earlierLayers">Also pool earlier layers (<see cref="PooledLayers"/>); false: the sentence embeddings alone.</param>
+    public SentenceFeatures(IReadOnlyList<BertModel> models, int threads, int? maxTokens = null, bool earlierLayers = true)
     {
         if (maxTokens is < 3)
         {
@@ -36,6 +44,7 @@ public sealed class SentenceFeatures : IDisposable
             throw new ArgumentException("at least one model is needed", nameof(models));
         }
         _offsets = new int[models.Count];
+        _layers = new int[models.Count][];
         _tokenizers = new WordPieceTokenizer[models.Count];
         _encoders = new BertEncoder[models.Count];
         try
@@ -43,7 +52,8 @@ public sealed class SentenceFeatures : IDisposable
             for (int m = 0; m < models.Count; m++)
             {
                 _offsets[m] = Dimension;
-                Dimension += models[m].Config.HiddenSize;
+                _layers[m] = earlierLayers ? PooledLayers(models[m].Config.LayerCount) : [];
+                Dimension += models[m].Config.HiddenSize * (1 + _layers[m].Length);
                 _tokenizers[m] = new WordPieceTokenizer(models[m].Vocabulary, Math.Min(maxTokens ?? int.MaxValue, models[m].Config.ContextLength));
                 _encoders[m] = new BertEncoder(models[m], threads);
             }
@@ -54,11 +64,15 @@ public sealed class SentenceFeatures : IDisposable
             throw;
         }
         // A cap below a model's context changes what long training sentences look like, so it is part of the key.
-        Fingerprint = string.Join("+", models.Select(ModelFingerprint))
+        Fingerprint = string.Join("+", models.Select((model, m) => ModelFingerprint(model) + (_layers[m].Length > 0 ? $":layers:{string.Join(',', _layers[m])}" : "")))
             + (maxTokens is int cap && models.Any(m => cap < m.Config.ContextLength) ? $"+tokens:{cap}" : "");
     }
 
-    /// <summary>Floats per sentence: the models' hidden sizes added up.</summary>
+    /// <summary>The earlier layers pooled for a model of <paramref name="layerCount"/> layers: after half and two thirds of them.</summary>
+    public static int[] PooledLayers(int layerCount) =>
+        new[] { layerCount / 2, 2 * layerCount / 3 }.Where(l => l >= 1 && l < layerCount).Distinct().ToArray();
+
+    /// <summary>Floats per sentence: each model's hidden size times its pools (the last layer and the earlier ones), added up.</summary>
     public int Dimension { get; }
 
     /// <summary>
@@ -113,15 +127,23 @@ public sealed class SentenceFeatures : IDisposable
                     tokens.AddRange(ids);
                     lengths[i] = ids.Length;
                 }
+                int layers = _layers[m].Length;
                 if (_block.Length < count * hidden)
                 {
                     _block = new float[BatchSentences * hidden];
                 }
+                if (_layerBlock.Length < count * layers * hidden)
+                {
+                    _layerBlock = new float[BatchSentences * layers * hidden];
+                }
                 Span<float> block = _block.AsSpan(0, count * hidden);
-                _encoders[m].Encode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tokens), lengths.AsSpan(0, count), block);
+                Span<float> layerBlock = _layerBlock.AsSpan(0, count * layers * hidden);
+                _encoders[m].Encode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tokens), lengths.AsSpan(0, count), block, _layers[m], layerBlock);
                 for (int i = 0; i < count; i++)
                 {
-                    block.Slice(i * hidden, hidden).CopyTo(features.Slice((start + i) * Dimension + _offsets[m], hidden));
+                    Span<float> row = features.Slice((start + i) * Dimension + _offsets[m], hidden * (1 + layers));
+                    block.Slice(i * hidden, hidden).CopyTo(row);
+                    layerBlock.Slice(i * layers * hidden, layers * hidden).CopyTo(row[hidden..]);
                 }
             }
         }

@@ -60,9 +60,29 @@ public sealed class BertEncoder : IDisposable
     /// <paramref name="lengths"/> their lengths; <paramref name="embeddings"/> receives one pooled, L2-normalised
     /// vector of <see cref="BertConfig.HiddenSize"/> floats per sentence.
     /// </summary>
-    public void Encode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, Span<float> embeddings)
+    public void Encode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, Span<float> embeddings) =>
+        Encode(tokens, lengths, embeddings, [], []);
+
+    /// <summary>
+    /// As <see cref="Encode(ReadOnlySpan{int}, ReadOnlySpan{int}, Span{float})"/>, and also pools the hidden states
+    /// after each of <paramref name="poolAfterLayers"/> layers (1 to the layer count, ascending) the same way:
+    /// <paramref name="layerPools"/> receives, per sentence, one pooled, L2-normalised vector per listed layer
+    /// ((sentences, layers, hidden)). Earlier layers keep more of the words than the last (intent features).
+    /// </summary>
+    public void Encode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, Span<float> embeddings, ReadOnlySpan<int> poolAfterLayers, Span<float> layerPools)
     {
         int hidden = _config.HiddenSize;
+        for (int p = 0; p < poolAfterLayers.Length; p++)
+        {
+            if (poolAfterLayers[p] < 1 || poolAfterLayers[p] > _config.LayerCount || (p > 0 && poolAfterLayers[p] <= poolAfterLayers[p - 1]))
+            {
+                throw new ArgumentOutOfRangeException(nameof(poolAfterLayers), poolAfterLayers[p], $"layers to pool run from 1 to {_config.LayerCount}, ascending");
+            }
+        }
+        if (layerPools.Length != lengths.Length * poolAfterLayers.Length * hidden)
+        {
+            throw new ArgumentException($"{lengths.Length} sentences and {poolAfterLayers.Length} layers need {lengths.Length * poolAfterLayers.Length * hidden} floats of layer pools, not {layerPools.Length}", nameof(layerPools));
+        }
         int total = 0;
         foreach (int length in lengths)
         {
@@ -93,9 +113,15 @@ public sealed class BertEncoder : IDisposable
         Embed(tokens, lengths);
         EndStage(Stage.Embeddings);
         IReadOnlyList<LayerWeights> layers = _model.Layers;
+        int nextPool = 0;
         for (int i = 0; i < layers.Count; i++) // index, not foreach: an interface enumerator would allocate
         {
             EncoderLayer(layers[i], lengths, total);
+            if (nextPool < poolAfterLayers.Length && poolAfterLayers[nextPool] == i + 1)
+            {
+                PoolInto(lengths, layerPools, nextPool, poolAfterLayers.Length);
+                nextPool++;
+            }
         }
         Pool(lengths, embeddings);
         EndStage(Stage.Pooling);
@@ -379,13 +405,16 @@ public sealed class BertEncoder : IDisposable
         }
     }
 
-    private void Pool(ReadOnlySpan<int> lengths, Span<float> embeddings)
+    private void Pool(ReadOnlySpan<int> lengths, Span<float> embeddings) => PoolInto(lengths, embeddings, 0, 1);
+
+    /// <summary>Pools the current hidden states into slot <paramref name="slot"/> of <paramref name="slots"/> per sentence.</summary>
+    private void PoolInto(ReadOnlySpan<int> lengths, Span<float> embeddings, int slot, int slots)
     {
         int hidden = _config.HiddenSize;
         int start = 0;
         for (int s = 0; s < lengths.Length; s++)
         {
-            Span<float> embedding = embeddings.Slice(s * hidden, hidden);
+            Span<float> embedding = embeddings.Slice((s * slots + slot) * hidden, hidden);
             if (_config.Pooling == Pooling.Cls)
             {
                 _hidden.AsSpan(start * hidden, hidden).CopyTo(embedding);
