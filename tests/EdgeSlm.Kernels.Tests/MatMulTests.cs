@@ -65,6 +65,37 @@ public unsafe class MatMulTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(PathsAndTypes))]
+    public void MatMul_with_weights_and_activations_of_mixed_signs_and_zeros_equals_the_exact_integer_products(KernelPath path, QuantType type)
+    {
+        KernelTestCases.RequireSupported(path);
+        // Kernels that move w's sign onto the activations (a byte mask, or VPSIGNB) must leave a product with w = 0 at
+        // zero and flip each byte on its own: every byte independently from the sign and magnitude edges, zero included.
+        sbyte[] q8Weights = [-128, -127, -1, 0, 1, 127];
+        byte[] q4Nibbles = [0, 7, 8, 9, 15];
+        int[] activationValues = [-127, -1, 0, 1, 127];
+        foreach ((int rows, int k, int tokens) in new[] { (16, 64, 4), (32, 128, 7), (48, 96, 3), (21, 64, 2) })
+        {
+            int blocks = k / 32, blockBytes = QuantTypeTraits.Of(type).BlockBytes;
+            byte[] weights = KernelTestCases.UnitScaleWeights(type, rows, blocks, seed: rows + k);
+            var random = new Random(rows * 13 + k);
+            for (int b = 0; b < rows * blocks; b++)
+            {
+                for (int j = 2; j < blockBytes; j++)
+                {
+                    weights[b * blockBytes + j] = type == QuantType.Q4_0
+                        ? (byte)(q4Nibbles[random.Next(q4Nibbles.Length)] | q4Nibbles[random.Next(q4Nibbles.Length)] << 4)
+                        : (byte)q8Weights[random.Next(q8Weights.Length)];
+                }
+            }
+            float[] x = new float[tokens * k];
+            for (int i = 0; i < x.Length; i++) x[i] = activationValues[random.Next(activationValues.Length)];
+            for (int b = 0; b < tokens * blocks; b++) x[b * 32 + random.Next(32)] = random.Next(2) == 0 ? 127 : -127;
+            AssertExactProducts(path, type, weights, rows, k, x, tokens);
+        }
+    }
+
     /// <summary>Checks that y = W·x exactly, for weights with unit scales and integer activations whose block maxima are 127.</summary>
     private static void AssertExactProducts(KernelPath path, QuantType type, byte[] weights, int rows, int k, float[] x, int tokens)
     {

@@ -3,6 +3,7 @@ using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using EdgeSlm.Kernels.Dispatch;
 using EdgeSlm.Kernels.MatMul;
 
@@ -373,36 +374,67 @@ public sealed class BertEncoder : IDisposable
 
     /// <summary>
     /// Exact (erf) GELU, as BERT defines it: x·Φ(x) = relu(x) - |x|·erfc(|x|/√2)/2, with erfc from Abramowitz
-    /// and Stegun 7.1.26 (absolute error below 1.5e-7). TensorPrimitives has no erf or GELU, so this is one
-    /// vector loop (Vector&lt;float&gt;: AVX2 on x64, NEON on ARM64) with a scalar tail of the same formula.
+    /// and Stegun 7.1.26 (absolute error below 1.5e-7). TensorPrimitives has no erf or GELU, so this is a vector
+    /// loop with a scalar tail of the same formula: Vector512 where it is accelerated (x64 with AVX-512: half the
+    /// instructions per element, 0.79× the time of the Vector&lt;float&gt; loop on Zen 4, bit-identical), else
+    /// Vector&lt;float&gt; (AVX2 on x64, NEON on ARM64).
     /// </summary>
     private static void Gelu(Span<float> x)
     {
-        const float P = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;
-        const float InverseSqrt2 = 0.70710678f;
         int i = 0;
-        if (Vector.IsHardwareAccelerated)
+        if (Vector512.IsHardwareAccelerated)
         {
+            Span<Vector512<float>> vectors = MemoryMarshal.Cast<float, Vector512<float>>(x);
+            for (int v = 0; v < vectors.Length; v++)
+            {
+                vectors[v] = GeluVector512(vectors[v]);
+            }
+            i = vectors.Length * Vector512<float>.Count;
+        }
+        else if (Vector.IsHardwareAccelerated)
+        {
+            // One vector at a time: the loop's iterations are independent, so out-of-order execution already
+            // overlaps them, and with AVX2's 16 registers two or four vectors per iteration spilled (1.1× and 1.6×
+            // the time with AVX-512 disabled).
             Span<Vector<float>> vectors = MemoryMarshal.Cast<float, Vector<float>>(x);
             for (int v = 0; v < vectors.Length; v++)
             {
-                Vector<float> value = vectors[v];
-                Vector<float> magnitude = Vector.Abs(value);
-                Vector<float> u = magnitude * InverseSqrt2;
-                Vector<float> t = Vector<float>.One / (Vector<float>.One + u * P);
-                Vector<float> poly = t * (new Vector<float>(A1) + t * (new Vector<float>(A2) + t * (new Vector<float>(A3) + t * (new Vector<float>(A4) + t * A5))));
-                Vector<float> halfErfc = poly * Vector.Exp(-(u * u)) * 0.5f;
-                vectors[v] = Vector.Max(value, Vector<float>.Zero) - magnitude * halfErfc;
+                vectors[v] = GeluVector(vectors[v]);
             }
             i = vectors.Length * Vector<float>.Count;
         }
         for (; i < x.Length; i++)
         {
-            float value = x[i], magnitude = MathF.Abs(value), u = magnitude * InverseSqrt2;
-            float t = 1f / (1f + P * u);
-            float poly = t * (A1 + t * (A2 + t * (A3 + t * (A4 + t * A5))));
+            float value = x[i], magnitude = MathF.Abs(value), u = magnitude * GeluInverseSqrt2;
+            float t = 1f / (1f + GeluP * u);
+            float poly = t * (GeluA1 + t * (GeluA2 + t * (GeluA3 + t * (GeluA4 + t * GeluA5))));
             x[i] = MathF.Max(value, 0f) - magnitude * poly * MathF.Exp(-u * u) * 0.5f;
         }
+    }
+
+    private const float GeluP = 0.3275911f, GeluA1 = 0.254829592f, GeluA2 = -0.284496736f, GeluA3 = 1.421413741f, GeluA4 = -1.453152027f, GeluA5 = 1.061405429f;
+    private const float GeluInverseSqrt2 = 0.70710678f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> GeluVector512(Vector512<float> value)
+    {
+        Vector512<float> magnitude = Vector512.Abs(value);
+        Vector512<float> u = magnitude * GeluInverseSqrt2;
+        Vector512<float> t = Vector512<float>.One / (Vector512<float>.One + u * GeluP);
+        Vector512<float> poly = t * (Vector512.Create(GeluA1) + t * (Vector512.Create(GeluA2) + t * (Vector512.Create(GeluA3) + t * (Vector512.Create(GeluA4) + t * GeluA5))));
+        Vector512<float> halfErfc = poly * Vector512.Exp(-(u * u)) * 0.5f;
+        return Vector512.Max(value, Vector512<float>.Zero) - magnitude * halfErfc;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<float> GeluVector(Vector<float> value)
+    {
+        Vector<float> magnitude = Vector.Abs(value);
+        Vector<float> u = magnitude * GeluInverseSqrt2;
+        Vector<float> t = Vector<float>.One / (Vector<float>.One + u * GeluP);
+        Vector<float> poly = t * (new Vector<float>(GeluA1) + t * (new Vector<float>(GeluA2) + t * (new Vector<float>(GeluA3) + t * (new Vector<float>(GeluA4) + t * GeluA5))));
+        Vector<float> halfErfc = poly * Vector.Exp(-(u * u)) * 0.5f;
+        return Vector.Max(value, Vector<float>.Zero) - magnitude * halfErfc;
     }
 
     private void Pool(ReadOnlySpan<int> lengths, Span<float> embeddings) => PoolInto(lengths, embeddings, 0, 1);

@@ -725,19 +725,14 @@ internal static unsafe class Vector256RowTiles8<TFormat, TDot>
 /// <summary>
 /// The AVX-512 tier's kernel: <see cref="Vector256RowTiles8{TFormat, TDot}"/>'s schedule on 512-bit vectors, so a
 /// tile is 16 rows (each 32-bit lane holds 4 consecutive weights of one row, [r0 .. r15]) × up to 16 tokens, and
-/// one broadcast of a token's 4 activation bytes and one <c>VPMADDUBSW</c> serve 16 rows. AVX-512 has no
-/// <c>VPSIGNB</c>, so Q8_0 weights are not split into magnitude and sign as on AVX2: they are offset to unsigned
-/// bytes u = w + 128 and split into nibbles, Σ w·a = 16·Σ hi·a + Σ lo·a − 128·Σa, which makes Q8_0 two Q4_0-like
-/// products (every 16-bit sum bounded as for Q4_0, so both are added in 16 bits and widened once per block). Rows
-/// that do not fill a tile of 16, and single-token products, go to the AVX2 kernels.
+/// one broadcast of a token's 4 activation bytes and one <c>VPMADDUBSW</c> serve 16 rows. Q8_0 is multiplied as
+/// on AVX2, |w| times the activations carrying w's sign; AVX-512 has no <c>VPSIGNB</c>, so the sign is moved with
+/// a byte mask (w &lt; 0) and a masked subtract from zero. Rows that do not fill a tile of 16, and single-token
+/// products, go to the AVX2 kernels.
 /// </summary>
 internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct, IWeightFormat
 {
     private const int MaxTokens = 16;
-
-    // Q4_0: 8 planes of nibbles (vectors 0..3 meet activations 0..15, 4..7 meet 16..31). Q8_0: 8 low-nibble planes
-    // of w + 128, then 8 high-nibble planes.
-    private static int Planes => TFormat.BlockBytes == BlockQ4_0.Bytes ? 8 : 16;
 
     public static void RunRows(in MatMulArgs args, int rowStart, int rowEnd)
     {
@@ -772,6 +767,8 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
         {
             sums[i] = default;
         }
+        // Q4_0: 8 planes of nibbles (vectors 0..3 meet activations 0..15, 4..7 meet 16..31). Q8_0: the 8 vectors of
+        // signed weights, then their 8 magnitudes.
         var planes = (Vector512<byte>*)(sums + MaxTokens);
         byte* w0 = args.WeightRow(row);
         nint stride = args.WeightRowBytes;
@@ -793,31 +790,46 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
             }
             else
             {
-                Vector512<byte> offset = Vector512.Create((byte)0x80);
-                Transpose(w0 + 2, stride, out Vector512<byte> g0, out Vector512<byte> g1, out Vector512<byte> g2, out Vector512<byte> g3);
-                Transpose(w0 + 18, stride, out Vector512<byte> g4, out Vector512<byte> g5, out Vector512<byte> g6, out Vector512<byte> g7);
-                SplitQ8(planes, 0, g0 ^ offset, lowNibble);
-                SplitQ8(planes, 1, g1 ^ offset, lowNibble);
-                SplitQ8(planes, 2, g2 ^ offset, lowNibble);
-                SplitQ8(planes, 3, g3 ^ offset, lowNibble);
-                SplitQ8(planes, 4, g4 ^ offset, lowNibble);
-                SplitQ8(planes, 5, g5 ^ offset, lowNibble);
-                SplitQ8(planes, 6, g6 ^ offset, lowNibble);
-                SplitQ8(planes, 7, g7 ^ offset, lowNibble);
+                Transpose(w0 + 2, stride, out planes[0], out planes[1], out planes[2], out planes[3]);
+                Transpose(w0 + 18, stride, out planes[4], out planes[5], out planes[6], out planes[7]);
+                for (int g = 0; g < 8; g++)
+                {
+                    // |-128| is 128 as an unsigned byte.
+                    planes[8 + g] = Avx512BW.Abs(planes[g].AsSByte());
+                }
             }
             Vector512<float> scales = RowScales(w0, stride, rowOffsets);
             next.Block(b);
 
+            // Each format's groups are called from here, not through one Group that branches on the format: with
+            // both behind one method the JIT's inline budget for Tile ran out and Products was called out of line
+            // (2.5× the time). Check the listing (jit-kernels, DOTNET_JitDisasm) for calls after changing these.
             int t = 0;
-            for (; t + 4 <= tokens; t += 4)
+            if (TFormat.BlockBytes == BlockQ4_0.Bytes)
             {
-                Group<FourTokens>(planes, a + t * tokenBytes, tokenBytes, scales, sums + t);
+                for (; t + 4 <= tokens; t += 4)
+                {
+                    Group<FourTokens>(planes, a + t * tokenBytes, tokenBytes, scales, sums + t);
+                }
+                switch (tokens - t)
+                {
+                    case 3: Group<ThreeTokens>(planes, a + t * tokenBytes, tokenBytes, scales, sums + t); break;
+                    case 2: Group<TwoTokens>(planes, a + t * tokenBytes, tokenBytes, scales, sums + t); break;
+                    case 1: Group<TwoTokens>(planes, a + t * tokenBytes, 0, scales, sums + t); break; // the token twice; sums[t + 1] is unused
+                }
             }
-            switch (tokens - t)
+            else
             {
-                case 3: Group<ThreeTokens>(planes, a + t * tokenBytes, tokenBytes, scales, sums + t); break;
-                case 2: Group<TwoTokens>(planes, a + t * tokenBytes, tokenBytes, scales, sums + t); break;
-                case 1: Group<TwoTokens>(planes, a + t * tokenBytes, 0, scales, sums + t); break; // the token twice; sums[t + 1] is unused
+                for (; t + 4 <= tokens; t += 4)
+                {
+                    GroupQ8<FourTokens>(planes, a + t * tokenBytes, tokenBytes, scales, sums + t);
+                }
+                switch (tokens - t)
+                {
+                    case 3: GroupQ8<ThreeTokens>(planes, a + t * tokenBytes, tokenBytes, scales, sums + t); break;
+                    case 2: GroupQ8<TwoTokens>(planes, a + t * tokenBytes, tokenBytes, scales, sums + t); break;
+                    case 1: GroupQ8<TwoTokens>(planes, a + t * tokenBytes, 0, scales, sums + t); break;
+                }
             }
         }
         float* y = args.Output + (nint)firstToken * args.OutputStride + row;
@@ -827,14 +839,7 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void SplitQ8(Vector512<byte>* planes, int g, Vector512<byte> unsigned, Vector512<byte> lowNibble)
-    {
-        planes[g] = unsigned & lowNibble;
-        planes[8 + g] = (unsigned.AsUInt16() >> 4).AsByte() & lowNibble;
-    }
-
-    /// <summary>One block's products for 2 to 4 tokens (activation blocks <paramref name="tokenBytes"/> apart), added to their float sums.</summary>
+    /// <summary>Q4_0: one block's products for 2 to 4 tokens (activation blocks <paramref name="tokenBytes"/> apart), added to their float sums.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Group<TTokens>(Vector512<byte>* planes, byte* a0, nint tokenBytes, Vector512<float> scales, Vector512<float>* sums)
         where TTokens : struct, ITokenCount
@@ -842,54 +847,86 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
         int tokens = TTokens.Count;
         byte* a1 = a0 + tokenBytes, a2 = a1 + tokenBytes, a3 = a2 + tokenBytes;
         // 16-bit sums of nibbles (0..15) times activations: at most 8 · 2 · 15 · 127 = 30480 in magnitude per block.
-        Vector512<short> l0 = default, l1 = default, l2 = default, l3 = default;
-        Vector512<short> h0 = default, h1 = default, h2 = default, h3 = default;
+        Vector512<short> i0 = default, i1 = default, i2 = default, i3 = default;
         // Unrolled by hand: as a loop, the JIT spends 7 scalar instructions per vector of weights on the counter and offsets.
-        Products<TTokens>(planes, 0, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
-        Products<TTokens>(planes, 1, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
-        Products<TTokens>(planes, 2, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
-        Products<TTokens>(planes, 3, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
-        Products<TTokens>(planes, 4, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
-        Products<TTokens>(planes, 5, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
-        Products<TTokens>(planes, 6, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
-        Products<TTokens>(planes, 7, a0, a1, a2, a3, ref l0, ref l1, ref l2, ref l3, ref h0, ref h1, ref h2, ref h3);
-        sums[0] = Accumulate(sums[0], l0, h0, a0, scales);
-        sums[1] = Accumulate(sums[1], l1, h1, a1, scales);
-        if (tokens > 2) sums[2] = Accumulate(sums[2], l2, h2, a2, scales);
-        if (tokens > 3) sums[3] = Accumulate(sums[3], l3, h3, a3, scales);
+        Products<TTokens>(planes, 0, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        Products<TTokens>(planes, 1, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        Products<TTokens>(planes, 2, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        Products<TTokens>(planes, 3, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        Products<TTokens>(planes, 4, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        Products<TTokens>(planes, 5, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        Products<TTokens>(planes, 6, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        Products<TTokens>(planes, 7, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        Vector512<short> one = Vector512<short>.One;
+        sums[0] = Accumulate(sums[0], Avx512BW.MultiplyAddAdjacent(i0, one), a0, scales);
+        sums[1] = Accumulate(sums[1], Avx512BW.MultiplyAddAdjacent(i1, one), a1, scales);
+        if (tokens > 2) sums[2] = Accumulate(sums[2], Avx512BW.MultiplyAddAdjacent(i2, one), a2, scales);
+        if (tokens > 3) sums[3] = Accumulate(sums[3], Avx512BW.MultiplyAddAdjacent(i3, one), a3, scales);
     }
 
-    /// <summary>Plane <paramref name="g"/> (and for Q8_0 its high-nibble plane) times each token's activations 4g..4g+3, broadcast.</summary>
+    /// <summary>Q4_0: plane <paramref name="g"/> times each token's activations 4g..4g+3, broadcast.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Products<TTokens>(Vector512<byte>* planes, int g, byte* a0, byte* a1, byte* a2, byte* a3,
-        ref Vector512<short> l0, ref Vector512<short> l1, ref Vector512<short> l2, ref Vector512<short> l3,
-        ref Vector512<short> h0, ref Vector512<short> h1, ref Vector512<short> h2, ref Vector512<short> h3)
+        ref Vector512<short> i0, ref Vector512<short> i1, ref Vector512<short> i2, ref Vector512<short> i3)
         where TTokens : struct, ITokenCount
     {
         int tokens = TTokens.Count;
         int offset = ActivationBlock.QuantsOffset + 4 * g;
-        Vector512<byte> low = planes[g];
+        Vector512<byte> nibbles = planes[g];
+        i0 += Avx512BW.MultiplyAddAdjacent(nibbles, Vector512.Create(*(int*)(a0 + offset)).AsSByte());
+        i1 += Avx512BW.MultiplyAddAdjacent(nibbles, Vector512.Create(*(int*)(a1 + offset)).AsSByte());
+        if (tokens > 2) i2 += Avx512BW.MultiplyAddAdjacent(nibbles, Vector512.Create(*(int*)(a2 + offset)).AsSByte());
+        if (tokens > 3) i3 += Avx512BW.MultiplyAddAdjacent(nibbles, Vector512.Create(*(int*)(a3 + offset)).AsSByte());
+    }
+
+    /// <summary>Q8_0: as <see cref="Group{TTokens}"/>, with 32-bit sums (a 16-bit pair sum |w|·a may reach 2 · 128 · 127 = 32512).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GroupQ8<TTokens>(Vector512<byte>* planes, byte* a0, nint tokenBytes, Vector512<float> scales, Vector512<float>* sums)
+        where TTokens : struct, ITokenCount
+    {
+        int tokens = TTokens.Count;
+        byte* a1 = a0 + tokenBytes, a2 = a1 + tokenBytes, a3 = a2 + tokenBytes;
+        Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
+        ProductsQ8<TTokens>(planes, 0, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        ProductsQ8<TTokens>(planes, 1, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        ProductsQ8<TTokens>(planes, 2, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        ProductsQ8<TTokens>(planes, 3, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        ProductsQ8<TTokens>(planes, 4, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        ProductsQ8<TTokens>(planes, 5, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        ProductsQ8<TTokens>(planes, 6, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        ProductsQ8<TTokens>(planes, 7, a0, a1, a2, a3, ref i0, ref i1, ref i2, ref i3);
+        sums[0] = Accumulate(sums[0], i0, a0, scales);
+        sums[1] = Accumulate(sums[1], i1, a1, scales);
+        if (tokens > 2) sums[2] = Accumulate(sums[2], i2, a2, scales);
+        if (tokens > 3) sums[3] = Accumulate(sums[3], i3, a3, scales);
+    }
+
+    /// <summary>Q8_0: vector <paramref name="g"/> of the block (|w| in vector 8 + g) times each token's activations 4g..4g+3, broadcast.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ProductsQ8<TTokens>(Vector512<byte>* planes, int g, byte* a0, byte* a1, byte* a2, byte* a3,
+        ref Vector512<int> i0, ref Vector512<int> i1, ref Vector512<int> i2, ref Vector512<int> i3)
+        where TTokens : struct, ITokenCount
+    {
+        int tokens = TTokens.Count;
+        int offset = ActivationBlock.QuantsOffset + 4 * g;
+        // What VPSIGNB does on AVX2: the activations negated where w < 0 (a byte mask), then |w| times them.
+        // Activations are in [-127, 127], so -x does not overflow, and a pair sum is at most 2 · 128 · 127 = 32512.
+        Vector512<sbyte> signed = planes[g].AsSByte();
+        Vector512<byte> magnitude = planes[8 + g];
+        Vector512<short> one = Vector512<short>.One;
         Vector512<sbyte> x0 = Vector512.Create(*(int*)(a0 + offset)).AsSByte();
         Vector512<sbyte> x1 = Vector512.Create(*(int*)(a1 + offset)).AsSByte();
-        l0 += Avx512BW.MultiplyAddAdjacent(low, x0);
-        l1 += Avx512BW.MultiplyAddAdjacent(low, x1);
-        if (TFormat.BlockBytes != BlockQ4_0.Bytes)
-        {
-            Vector512<byte> high = planes[8 + g];
-            h0 += Avx512BW.MultiplyAddAdjacent(high, x0);
-            h1 += Avx512BW.MultiplyAddAdjacent(high, x1);
-        }
+        i0 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(magnitude, Vector512.ConditionalSelect(Vector512.LessThan(signed, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - x0, x0)), one);
+        i1 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(magnitude, Vector512.ConditionalSelect(Vector512.LessThan(signed, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - x1, x1)), one);
         if (tokens > 2)
         {
             Vector512<sbyte> x2 = Vector512.Create(*(int*)(a2 + offset)).AsSByte();
-            l2 += Avx512BW.MultiplyAddAdjacent(low, x2);
-            if (TFormat.BlockBytes != BlockQ4_0.Bytes) h2 += Avx512BW.MultiplyAddAdjacent(planes[8 + g], x2);
+            i2 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(magnitude, Vector512.ConditionalSelect(Vector512.LessThan(signed, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - x2, x2)), one);
         }
         if (tokens > 3)
         {
             Vector512<sbyte> x3 = Vector512.Create(*(int*)(a3 + offset)).AsSByte();
-            l3 += Avx512BW.MultiplyAddAdjacent(low, x3);
-            if (TFormat.BlockBytes != BlockQ4_0.Bytes) h3 += Avx512BW.MultiplyAddAdjacent(planes[8 + g], x3);
+            i3 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(magnitude, Vector512.ConditionalSelect(Vector512.LessThan(signed, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - x3, x3)), one);
         }
     }
 
@@ -935,18 +972,11 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Accumulate(Vector512<float> sum, Vector512<short> low, Vector512<short> high, byte* a, Vector512<float> rowScales)
+    private static Vector512<float> Accumulate(Vector512<float> sum, Vector512<int> sums, byte* a, Vector512<float> rowScales)
     {
-        Vector512<int> sums;
-        int activationSum = *(int*)(a + ActivationBlock.SumOffset);
-        if (TFormat.BlockBytes == BlockQ4_0.Bytes)
+        if (TFormat.ActivationSumMultiplier256 != 0)
         {
-            sums = Avx512BW.MultiplyAddAdjacent(low, Vector512<short>.One) - Vector512.Create(8 * activationSum);
-        }
-        else
-        {
-            sums = Avx512BW.MultiplyAddAdjacent(high, Vector512.Create((short)16)) + Avx512BW.MultiplyAddAdjacent(low, Vector512<short>.One)
-                - Vector512.Create(128 * activationSum);
+            sums -= Vector512.Create(TFormat.ActivationSumMultiplier256 * *(int*)(a + ActivationBlock.SumOffset));
         }
         return Vector512.MultiplyAddEstimate(Vector512.ConvertToSingle(sums), rowScales * *(float*)(a + ActivationBlock.ScaleOffset), sum);
     }
