@@ -16,7 +16,6 @@ public class DotTests
     [MemberData(nameof(PathsAndTypes))]
     public void Dot_with_unit_scales_equals_the_exact_integer_sum(KernelPath path, QuantType type)
     {
-        KernelTestCases.RequireSupported(path);
         foreach (int blocks in BlockCounts)
         {
             foreach (bool extremes in new[] { false, true })
@@ -42,7 +41,6 @@ public class DotTests
     [MemberData(nameof(PathsAndTypes))]
     public void Dot_equals_the_reference_within_float_tolerance(KernelPath path, QuantType type)
     {
-        KernelTestCases.RequireSupported(path);
         foreach (int blocks in BlockCounts)
         {
             float[] w = TestData.Mixed(blocks * 32, seed: blocks + 11);

@@ -23,7 +23,6 @@ public unsafe class MatMulTests
     [MemberData(nameof(PathsAndTypes))]
     public void MatMul_with_unit_scales_equals_the_exact_integer_products(KernelPath path, QuantType type)
     {
-        KernelTestCases.RequireSupported(path);
         foreach ((int rows, int k, int tokens) in Shapes)
         {
             int blocks = k / 32;
@@ -42,7 +41,6 @@ public unsafe class MatMulTests
     [MemberData(nameof(PathsAndTypes))]
     public void MatMul_with_extreme_values_equals_the_exact_integer_products(KernelPath path, QuantType type)
     {
-        KernelTestCases.RequireSupported(path);
         // The largest magnitudes of both operands, where 16-bit partial sums come closest to overflowing: Q8_0
         // weights -128 and 127, Q4_0 nibbles 0 and 15 (weights -8 and 7), activations of ±127, in runs of one sign.
         foreach ((int rows, int k, int tokens) in new[] { (16, 64, 2), (48, 256, 10), (37, 96, 5) })
@@ -69,7 +67,6 @@ public unsafe class MatMulTests
     [MemberData(nameof(PathsAndTypes))]
     public void MatMul_with_weights_and_activations_of_mixed_signs_and_zeros_equals_the_exact_integer_products(KernelPath path, QuantType type)
     {
-        KernelTestCases.RequireSupported(path);
         // Kernels that move w's sign onto the activations (a byte mask, or VPSIGNB) must leave a product with w = 0 at
         // zero and flip each byte on its own: every byte independently from the sign and magnitude edges, zero included.
         sbyte[] q8Weights = [-128, -127, -1, 0, 1, 127];
@@ -123,7 +120,6 @@ public unsafe class MatMulTests
     [MemberData(nameof(PathsAndTypes))]
     public void MatMul_equals_the_reference_within_float_tolerance_on_every_shape_and_thread_count(KernelPath path, QuantType type)
     {
-        KernelTestCases.RequireSupported(path);
         foreach ((int rows, int k, int tokens) in Shapes)
         {
             float[] w = TestData.Mixed(rows * k, seed: rows + k);
@@ -181,7 +177,6 @@ public unsafe class MatMulTests
     [MemberData(nameof(PathsAndTypes))]
     public void MatMul_writes_only_its_output(KernelPath path, QuantType type)
     {
-        KernelTestCases.RequireSupported(path);
         const int rows = 7, k = 64, tokens = 5, guard = 16;
         using var matrix = QuantizedMatrix.Quantize(type, TestData.Gaussian(rows * k, 1), rows, k);
         float[] x = TestData.Gaussian(tokens * k, 2);
