@@ -69,6 +69,34 @@ public sealed class IntentTests(ConvertedModels models)
     }
 
     [Fact]
+    public void A_nearly_constant_feature_cannot_blow_up_the_probabilities_of_an_unseen_input()
+    {
+        // Dimension 0 separates the classes; dimension 1 is 0.995 in every training example up to a tiny jitter,
+        // as one dimension of an early layer's [CLS] state is. Standardising by that jitter alone would make an
+        // ordinary unseen value thousands of deviations away: logits beyond float range, NaN probabilities.
+        const int dimension = 2, n = 200;
+        var random = new Random(5);
+        var features = new float[n * dimension];
+        var labels = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = i % 2;
+            features[i * dimension] = (labels[i] == 0 ? -1f : 1f) + (float)(random.NextDouble() - 0.5) * 0.5f;
+            features[i * dimension + 1] = 0.995f + (float)(random.NextDouble() - 0.5) * 1e-5f;
+        }
+        SoftmaxClassifier classifier = SoftmaxClassifier.Train(["a", "b"], features, labels, dimension, new ClassifierTraining(Epochs: 30, LearningRate: 0.05f));
+        var probabilities = new float[2];
+        foreach (float offAxis in new[] { 0.5f, -3f, 40f })
+        {
+            classifier.Predict([0.9f, offAxis], probabilities);
+            Assert.All(probabilities, p => Assert.True(float.IsFinite(p), $"probabilities {probabilities[0]}, {probabilities[1]} at {offAxis}"));
+            Assert.Equal(1.0, probabilities.Sum(), 4);
+        }
+        classifier.Predict([0.9f, 0.995f], probabilities);
+        Assert.True(probabilities[1] > 0.9, $"p(b) = {probabilities[1]}");
+    }
+
+    [Fact]
     public void Evaluation_on_home_assistant_sentences_recognises_held_out_paraphrases()
     {
         // Dev split carved from the train file: every fifth example of each intent.
@@ -226,7 +254,7 @@ public sealed class IntentTests(ConvertedModels models)
             Assert.InRange(cosine, 0.1, 0.999);
         }
 
-        // Pooling after the last layer is the sentence embedding itself; bad layer lists are refused.
+        // MiniLM pools by the mean, so pooling after its last layer is its sentence embedding; bad layer lists are refused.
         using var encoder = new BertEncoder(minilm);
         int[] ids = new WordPieceTokenizer(minilm.Vocabulary, minilm.Config.ContextLength).Encode(texts[0], out _);
         var embedding = new float[hidden];

@@ -47,7 +47,20 @@ public sealed class IntentHead
         {
             scores[c] = MathF.Log(MathF.Max(scores[c], 1e-30f)) + LexicalWeight * words[c];
         }
-        TensorPrimitives.SoftMax(scores, scores);
+        StableSoftMax.InPlace(scores);
+    }
+}
+
+/// <summary>
+/// Softmax that cannot overflow: the largest logit is subtracted first (TensorPrimitives.SoftMax exponentiates
+/// the logits as they are, and a logit above 88 gives infinity and then NaN probabilities).
+/// </summary>
+internal static class StableSoftMax
+{
+    public static void InPlace(Span<float> logits)
+    {
+        TensorPrimitives.Subtract(logits, TensorPrimitives.Max(logits), logits);
+        TensorPrimitives.SoftMax(logits, logits);
     }
 }
 

@@ -105,7 +105,7 @@ public sealed class LexicalClassifier
             {
                 (int[] ids, float[] values) = examples[i];
                 classifier.Logits(ids, values, gradient);
-                TensorPrimitives.SoftMax(gradient, gradient);
+                StableSoftMax.InPlace(gradient);
                 gradient[labels[i]] -= 1; // ∂(−log p_label)/∂logits
                 for (int c = 0; c < k; c++)
                 {

@@ -64,7 +64,7 @@ public sealed class SentenceFeatures : IDisposable
             throw;
         }
         // A cap below a model's context changes what long training sentences look like, so it is part of the key.
-        Fingerprint = string.Join("+", models.Select((model, m) => ModelFingerprint(model) + (_layers[m].Length > 0 ? $":layers:{string.Join(',', _layers[m])}" : "")))
+        Fingerprint = string.Join("+", models.Select((model, m) => ModelFingerprint(model) + (_layers[m].Length > 0 ? $":mean-of-layers:{string.Join(',', _layers[m])}" : "")))
             + (maxTokens is int cap && models.Any(m => cap < m.Config.ContextLength) ? $"+tokens:{cap}" : "");
     }
 

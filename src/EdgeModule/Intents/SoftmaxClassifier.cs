@@ -56,7 +56,7 @@ public sealed class SoftmaxClassifier
             throw new ArgumentException($"need {Dimension} features and room for {_classes.Length} probabilities (got {features.Length} and {probabilities.Length})");
         }
         Logits(features, probabilities);
-        TensorPrimitives.SoftMax(probabilities[.._classes.Length], probabilities[.._classes.Length]);
+        StableSoftMax.InPlace(probabilities[.._classes.Length]);
     }
 
     private void Logits(ReadOnlySpan<float> features, Span<float> logits)
@@ -192,7 +192,7 @@ public sealed class SoftmaxClassifier
                 {
                     int example = batch[i];
                     Span<float> row = scores.AsSpan(i * k, k);
-                    TensorPrimitives.SoftMax(row, row);
+                    StableSoftMax.InPlace(row);
                     row[labels[example]] -= 1f; // d(cross-entropy)/d(logit) = p - onehot
                     TensorPrimitives.Multiply(row, exampleWeights[example] / count, row);
                 }
@@ -244,14 +244,22 @@ public sealed class SoftmaxClassifier
             }
         }
         var meanOut = new float[dimension];
-        var scaleOut = new float[dimension];
+        var deviation = new double[dimension];
         for (int d = 0; d < dimension; d++)
         {
             double mu = mean[d] / n;
-            double variance = Math.Max(0, square[d] / n - mu * mu);
             meanOut[d] = (float)mu;
-            // A constant dimension carries nothing; leave it unscaled rather than divide by zero.
-            scaleOut[d] = variance > 1e-12 ? (float)(1 / Math.Sqrt(variance)) : 1f;
+            deviation[d] = Math.Sqrt(Math.Max(0, square[d] / n - mu * mu));
+        }
+        // A (nearly) constant dimension carries nothing, and dividing by its tiny deviation would turn rounding
+        // noise, or an unseen sentence's ordinary value, into thousands of standard deviations (an early layer's
+        // [CLS] state has one dimension at 0.995 in every sentence, deviation 2.5e-5). Deviations are therefore
+        // floored at 1% of the median one.
+        double floor = Math.Max(1e-6, 0.01 * deviation.Order().ElementAt(dimension / 2));
+        var scaleOut = new float[dimension];
+        for (int d = 0; d < dimension; d++)
+        {
+            scaleOut[d] = (float)(1 / Math.Max(deviation[d], floor));
         }
         return (meanOut, scaleOut);
     }

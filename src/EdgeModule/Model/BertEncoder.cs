@@ -66,9 +66,11 @@ public sealed class BertEncoder : IDisposable
 
     /// <summary>
     /// As <see cref="Encode(ReadOnlySpan{int}, ReadOnlySpan{int}, Span{float})"/>, and also pools the hidden states
-    /// after each of <paramref name="poolAfterLayers"/> layers (1 to the layer count, ascending) the same way:
-    /// <paramref name="layerPools"/> receives, per sentence, one pooled, L2-normalised vector per listed layer
-    /// ((sentences, layers, hidden)). Earlier layers keep more of the words than the last (intent features).
+    /// after each of <paramref name="poolAfterLayers"/> layers (1 to the layer count, ascending), by their mean
+    /// whatever the model's pooling: <paramref name="layerPools"/> receives, per sentence, one mean-pooled,
+    /// L2-normalised vector per listed layer ((sentences, layers, hidden)). Earlier layers keep more of the words
+    /// than the last (intent features); a [CLS] token is trained to sum the sentence up only at the last layer (at
+    /// layer 3 of arctic-embed-xs one dimension holds 0.995 of its norm in every sentence).
     /// </summary>
     public void Encode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, Span<float> embeddings, ReadOnlySpan<int> poolAfterLayers, Span<float> layerPools)
     {
@@ -120,7 +122,7 @@ public sealed class BertEncoder : IDisposable
             EncoderLayer(layers[i], lengths, total);
             if (nextPool < poolAfterLayers.Length && poolAfterLayers[nextPool] == i + 1)
             {
-                PoolInto(lengths, layerPools, nextPool, poolAfterLayers.Length);
+                PoolInto(lengths, layerPools, nextPool, poolAfterLayers.Length, Pooling.Mean);
                 nextPool++;
             }
         }
@@ -437,17 +439,17 @@ public sealed class BertEncoder : IDisposable
         return Vector.Max(value, Vector<float>.Zero) - magnitude * halfErfc;
     }
 
-    private void Pool(ReadOnlySpan<int> lengths, Span<float> embeddings) => PoolInto(lengths, embeddings, 0, 1);
+    private void Pool(ReadOnlySpan<int> lengths, Span<float> embeddings) => PoolInto(lengths, embeddings, 0, 1, _config.Pooling);
 
     /// <summary>Pools the current hidden states into slot <paramref name="slot"/> of <paramref name="slots"/> per sentence.</summary>
-    private void PoolInto(ReadOnlySpan<int> lengths, Span<float> embeddings, int slot, int slots)
+    private void PoolInto(ReadOnlySpan<int> lengths, Span<float> embeddings, int slot, int slots, Pooling pooling)
     {
         int hidden = _config.HiddenSize;
         int start = 0;
         for (int s = 0; s < lengths.Length; s++)
         {
             Span<float> embedding = embeddings.Slice((s * slots + slot) * hidden, hidden);
-            if (_config.Pooling == Pooling.Cls)
+            if (pooling == Pooling.Cls)
             {
                 _hidden.AsSpan(start * hidden, hidden).CopyTo(embedding);
             }
