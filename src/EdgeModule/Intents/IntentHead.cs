@@ -41,7 +41,7 @@ public sealed class IntentHead
         }
         int k = Classes.Count;
         Span<float> scores = probabilities[..k];
-        float[] words = new float[k];
+        Span<float> words = k <= 256 ? stackalloc float[k] : new float[k];
         Lexical.LogProbabilities(text, words);
         for (int c = 0; c < k; c++)
         {
