@@ -13,7 +13,9 @@ internal static class Program
         usage: EdgeSlm.Benchmarks kernels [--threads 1,2] [--shapes 384x384,...] [--quick] [--out FILE] [--ggml avx512|avx2|avx|noavx]
                EdgeSlm.Benchmarks embed [--threads 1,2] [--quick] [--out FILE] [--model FILE.gguf]
                EdgeSlm.Benchmarks embed-stages [--threads 1] [--rounds 20] [--tokens 9-12] [--model FILE.gguf]
-               EdgeSlm.Benchmarks kernel-ab   (x64: the 4-row against the 8-row kernel, interleaved)
+               EdgeSlm.Benchmarks kernel-ab   (two kernels interleaved in one process, set by environment:
+                                                KERNEL_AB_KERNELS=avx2,avx512, KERNEL_AB_TENSORS, KERNEL_AB_TOKENS,
+                                                KERNEL_AB_FORWARD=N for whole forward passes; see Kernels/KernelAb.cs)
                EdgeSlm.Benchmarks module [--threads 1,2] [--count 10000] [--sustain-seconds 60] [--out FILE]
 
           module         the module (edgeslm run, a child process) through a real mosquitto, per thread count: a burst
