@@ -238,7 +238,7 @@ public sealed class AzureModule : IDisposable
             IntentEngine engine = await Runtime.RetrainAsync(definitions, null, _stopping);
             _applied = _applied with { IntentsYaml = null };
             await ReportAsync(w => WriteTraining(w, "ready", null, engine));
-            await RespondAsync(200, rid, JsonFields.Object(w => WriteReport(w, "ready", null, engine)));
+            await RespondAsync(200, rid, JsonFields.Object(w => ResultJson.WriteTrainingStatus(w, "ready", null, engine, namesAsOneString: true)));
         }
         catch (OperationCanceledException)
         {
@@ -247,7 +247,7 @@ public sealed class AzureModule : IDisposable
         {
             _logger.LogWarning("Reload failed, keeping the intents in use: {Reason}", e.Message);
             await ReportAsync(w => WriteTraining(w, "error", e.Message, null));
-            await RespondAsync(500, rid, JsonFields.Object(w => WriteReport(w, "error", e.Message, null)));
+            await RespondAsync(500, rid, JsonFields.Object(w => ResultJson.WriteTrainingStatus(w, "error", e.Message, null, namesAsOneString: true)));
         }
         finally
         {
@@ -284,25 +284,8 @@ public sealed class AzureModule : IDisposable
     private static void WriteTraining(Utf8JsonWriter writer, string status, string? error, IntentEngine? engine)
     {
         writer.WriteStartObject("lastTraining");
-        WriteReport(writer, status, error, engine);
+        ResultJson.WriteTrainingStatus(writer, status, error, engine, namesAsOneString: true);
         writer.WriteEndObject();
-    }
-
-    /// <summary>A training report; twins take no arrays, so the intent names are one comma-separated string.</summary>
-    private static void WriteReport(Utf8JsonWriter w, string status, string? error, IntentEngine? engine)
-    {
-        w.WriteString("status", status);
-        if (error is not null) w.WriteString("error", error);
-        if (engine is not null)
-        {
-            w.WriteString("source", engine.Definitions.Source);
-            w.WriteNumber("intents", engine.Report.Intents);
-            w.WriteNumber("examples", engine.Report.Examples);
-            w.WriteNumber("seconds", Math.Round(engine.Report.Seconds, 3));
-            w.WriteNumber("threshold", Math.Round(engine.Report.Threshold, 4));
-            w.WriteString("intentNames", string.Join(",", engine.IntentNames));
-        }
-        w.WriteString("time", DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
     }
 
     public static string Version { get; } =

@@ -472,24 +472,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
             await _azure.ReportTrainingAsync(status, error, engine);
             return;
         }
-        byte[] payload = JsonFields.Object(w =>
-        {
-            w.WriteString("status", status);
-            if (error is not null) w.WriteString("error", error);
-            if (engine is not null)
-            {
-                w.WriteString("source", engine.Definitions.Source);
-                w.WriteNumber("intents", engine.Report.Intents);
-                w.WriteNumber("examples", engine.Report.Examples);
-                w.WriteNumber("seconds", Math.Round(engine.Report.Seconds, 3));
-                w.WriteBoolean("fromCache", engine.Report.FromCache);
-                w.WriteNumber("threshold", Math.Round(engine.Report.Threshold, 4));
-                w.WriteStartArray("intentNames");
-                foreach (string name in engine.IntentNames) w.WriteStringValue(name);
-                w.WriteEndArray();
-            }
-            w.WriteString("time", DateTimeOffset.UtcNow.ToString("O"));
-        });
+        byte[] payload = JsonFields.Object(w => ResultJson.WriteTrainingStatus(w, status, error, engine, namesAsOneString: false));
         try
         {
             await _connection!.PublishAsync(new OutgoingMessage(_intentsStatusTopic, payload, Retain: true), _stopping.Token);

@@ -99,5 +99,35 @@ public static class ResultJson
 
     public static string Text(IntentResult result) => Encoding.UTF8.GetString(Write(result));
 
+    /// <summary>
+    /// What training did, as the status topic and the twin's reported properties show it. Twins take no arrays, so
+    /// with <paramref name="namesAsOneString"/> the intent names are one comma-separated string instead of a list.
+    /// </summary>
+    internal static void WriteTrainingStatus(Utf8JsonWriter w, string status, string? error, IntentEngine? engine, bool namesAsOneString)
+    {
+        w.WriteString("status", status);
+        if (error is not null) w.WriteString("error", error);
+        if (engine is not null)
+        {
+            w.WriteString("source", engine.Definitions.Source);
+            w.WriteNumber("intents", engine.Report.Intents);
+            w.WriteNumber("examples", engine.Report.Examples);
+            w.WriteNumber("seconds", Math.Round(engine.Report.Seconds, 3));
+            w.WriteBoolean("fromCache", engine.Report.FromCache);
+            w.WriteNumber("threshold", Math.Round(engine.Report.Threshold, 4));
+            if (namesAsOneString)
+            {
+                w.WriteString("intentNames", string.Join(",", engine.IntentNames));
+            }
+            else
+            {
+                w.WriteStartArray("intentNames");
+                foreach (string name in engine.IntentNames) w.WriteStringValue(name);
+                w.WriteEndArray();
+            }
+        }
+        w.WriteString("time", DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
+    }
+
     internal static string Invariant(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 }

@@ -9,8 +9,7 @@ namespace EdgeSlm.Benchmarks.Kernels;
 /// kernel-ab: two x64 kernels interleaved in one process (each sample times A then B, or B then A), minimum and
 /// median µs per call and GMAC/s. Weights are rotated over 48 MB of copies so that each call reads them from beyond
 /// L2, as in the model (KERNEL_AB_ROTATE_MB=0: one copy, hot in cache). KERNEL_AB_KERNELS=A,B picks the kernels: a path name (avx2, avx512, ...: its kernel as
-/// QuantMatMul runs it), avx2-4row (the AVX2 4-row kernel alone) or avx512-planes (the avx512 kernel with Q8_0 as
-/// two nibble planes, as before the sign trick); default avx2-4row,avx2.
+/// QuantMatMul runs it) or avx2-4row (the AVX2 4-row kernel alone); default avx2-4row,avx2.
 /// KERNEL_AB_TOKENS=1,10 picks token counts; KERNEL_AB_TENSORS=blk.1.ffn_up.weight,... uses those tensors of the
 /// benchmark's q4_0 GGUF (made by the embed benchmark) at 10 tokens (all: every one), KERNEL_AB_MAPPED=1 in place in the mapped file. KERNEL_AB_FORWARD=ROUNDS instead times whole
 /// forward passes of two encoders on paths A and B (<see cref="ForwardAb"/>).
@@ -150,10 +149,6 @@ internal static unsafe class KernelAb
         if (name == "avx2-4row")
         {
             return type == QuantType.Q4_0 ? &TileWalk.RunRows<Vector256Tiles<Q4_0Weights, Avx2Dot>> : &TileWalk.RunRows<Vector256Tiles<Q8_0Weights, Avx2Dot>>;
-        }
-        if (name == "avx512-planes")
-        {
-            return type == QuantType.Q4_0 ? &Vector512RowTiles16Planes<Q4_0Weights>.RunRows : &Vector512RowTiles16Planes<Q8_0Weights>.RunRows;
         }
         KernelPath path = Path(name);
         return type == QuantType.Q4_0 ? QuantMatMulKernels.Q4_0(path) : QuantMatMulKernels.Q8_0(path);
