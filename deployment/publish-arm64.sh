@@ -9,15 +9,16 @@
 #   OUTPUT_DIR/models/minilm-q4_0.gguf    the bundled all-MiniLM-L6-v2 converted to q4_0 (`edgeslm run --model`)
 # The rest of OUTPUT_DIR (the bundled ONNX models' DLLs in models/, .xml, .pdb) stays on the build machine.
 # The model is converted by EDGESLM_CONVERTER if set (an edgeslm built for this machine), else by the binary just
-# built: natively on an arm64 machine, under qemu-aarch64-static (about 15 s) on another. The GGUF is
-# byte-identical whichever machine converts it (CI checks that). The build log is OUTPUT_DIR.log.
+# built on an arm64 machine, or by an edgeslm built for this machine (dotnet build) on another. Conversions on
+# different machines embed alike but need not be byte-identical (GPTQ's float sums run in another order).
+# The build log is OUTPUT_DIR.log.
 #
 # Prints the binary's and the model's sizes. Exit status: 0 when all is well; 1 when the build or the
 # conversion failed; 3 when the compiler or ILC warned about our code (under src/); 4 when the binary is
 # 20 MB (20,000,000 bytes) or more, the most a board's update should have to carry.
 #
 # Needs (Debian 12): clang lld gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu (the cross C runtime and
-# objcopy), qemu-user-static and libc6:arm64 on an x86-64 machine, and NuGet access for the linux-arm64 ILCompiler and
+# objcopy) and NuGet access for the linux-arm64 ILCompiler and
 # runtime packs. To try the binary without a board: qemu-aarch64-static -cpu cortex-a72 OUTPUT_DIR/edgeslm info --cpu
 set -euo pipefail
 
@@ -70,16 +71,17 @@ if [[ -n ${EDGESLM_CONVERTER:-} ]]; then
     converter=("$EDGESLM_CONVERTER")
 elif [[ $(uname -m) == aarch64 ]]; then
     converter=("$out/edgeslm")
-elif command -v qemu-aarch64-static > /dev/null && [[ -e /lib/ld-linux-aarch64.so.1 ]]; then
-    # The Cortex-A53 is the plainest board; the file does not depend on the CPU. The binary needs the arm64
-    # loader, libc and libm of libc6:arm64 (Debian multiarch). Not the cross ones in /usr/aarch64-linux-gnu:
-    # under qemu 7.2 the binary hangs on them (with -L or LD_LIBRARY_PATH alike).
-    converter=(qemu-aarch64-static -cpu cortex-a53 "$out/edgeslm")
 else
-    echo "publish-arm64: cannot convert the model: it needs qemu-aarch64-static (apt-get install qemu-user-static)" >&2
-    echo "publish-arm64: and libc6:arm64 (dpkg --add-architecture arm64 && apt-get update && apt-get install libc6:arm64)," >&2
-    echo "publish-arm64: or EDGESLM_CONVERTER naming an edgeslm built for this machine" >&2
-    exit 1
+    # On another machine, an edgeslm built for it (JIT, not published): the conversion's GPTQ and calibration are
+    # float-heavy, and under qemu-aarch64-static they take over ten minutes against seconds natively.
+    host="$out.converter"
+    echo "publish-arm64: dotnet build src/EdgeModule (this machine's converter) -> $host"
+    if ! dotnet build "$repo/src/EdgeModule" -c Release -o "$host" >> "$log" 2>&1; then
+        tail -20 "$log" >&2
+        echo "publish-arm64: FAILED to build a converter for this machine; full log: $log" >&2
+        exit 1
+    fi
+    converter=("$host/edgeslm")
 fi
 rm -f "$model"
 echo "publish-arm64: ${converter[*]} ${convert[*]}"
