@@ -150,6 +150,7 @@ internal static unsafe class ActivationQuantizer
     /// and the two divisions and the fp16 rounding are done once per 16 blocks (<see cref="RoundToHalf(Vector512{float})"/>).
     /// The 256-bit tier took about 70 cycles per block on Zen 4, mostly in that per-block scalar work.
     /// </summary>
+    [SkipLocalsInit] // the stack buffers are written before they are read
     public static void QuantizeAvx512(float* source, int blocks, byte* destination)
     {
         Debug.Assert(Avx512F.IsSupported);
