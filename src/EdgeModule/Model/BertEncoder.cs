@@ -35,7 +35,7 @@ public sealed class BertEncoder : IDisposable
     private float[] _projected = [];   // (tokens, hidden) output of a projection, before the residual add
     private float[] _feedForward = []; // (tokens, feed-forward)
     private float[] _scores = [];      // (heads, context) one query's attention weights
-    private float[] _outlierInputs = [];   // (tokens, outliers) a linear layer's outlier inputs while they are zeroed for int8
+    private float[] _outlierInputs = []; // (tokens, outliers) a linear layer's outlier inputs while they are zeroed for int8
     private readonly QuantizedActivations _quantized = new(); // (tokens, columns) a linear layer's input in Q8_0
 
     public BertEncoder(BertModel model, int threads = 1, KernelPath? path = null)
@@ -298,7 +298,8 @@ public sealed class BertEncoder : IDisposable
     /// <remarks>
     /// Walking a slice of rows for all tokens, to load the slice's bias and outlier weights once rather than once per
     /// token, took longer (72 µs per utterance against 53): the tokens' output rows, 1536 or 6144 bytes apart, then
-    /// alias each other in the low 12 address bits.
+    /// alias each other in the low 12 address bits. 512-bit vectors gained nothing measurable: the time goes to
+    /// waiting for the bias and outlier weights (<see cref="PrefetchBiasAndOutliers"/>).
     /// </remarks>
     private static void AddBiasAndOutliers(LinearWeights weights, ReadOnlySpan<float> x, int tokens, Span<float> y)
     {
@@ -306,34 +307,22 @@ public sealed class BertEncoder : IDisposable
         int[] outliers = weights.OutlierColumns;
         ReadOnlySpan<float> bias = weights.Bias;
         ReadOnlySpan<float> outlierWeights = weights.OutlierWeights;
-        if (outliers.Length != 4 || rows % Vector<float>.Count != 0)
+        for (int t = 0; t < tokens; t++)
         {
-            for (int t = 0; t < tokens; t++)
+            Span<float> row = y.Slice(t * rows, rows);
+            if (outliers.Length != 4 || rows % Vector<float>.Count != 0)
             {
-                Span<float> row = y.Slice(t * rows, rows);
                 TensorPrimitives.Add(row, bias, row);
                 for (int i = 0; i < outliers.Length; i++)
                 {
                     TensorPrimitives.MultiplyAdd(outlierWeights.Slice(i * rows, rows), x[t * columns + outliers[i]], row, row);
                 }
-            }
-            return;
-        }
-        for (int t = 0; t < tokens; t++)
-        {
-            float x0 = x[t * columns + outliers[0]], x1 = x[t * columns + outliers[1]];
-            float x2 = x[t * columns + outliers[2]], x3 = x[t * columns + outliers[3]];
-            Span<float> row = y.Slice(t * rows, rows);
-            if (Vector512.IsHardwareAccelerated && rows % Vector512<float>.Count == 0)
-            {
-                AddBiasAndOutliers(MemoryMarshal.Cast<float, Vector512<float>>(row), MemoryMarshal.Cast<float, Vector512<float>>(bias),
-                    MemoryMarshal.Cast<float, Vector512<float>>(outlierWeights), Vector512.Create(x0), Vector512.Create(x1), Vector512.Create(x2), Vector512.Create(x3));
                 continue;
             }
-            var v0 = new Vector<float>(x0);
-            var v1 = new Vector<float>(x1);
-            var v2 = new Vector<float>(x2);
-            var v3 = new Vector<float>(x3);
+            var x0 = new Vector<float>(x[t * columns + outliers[0]]);
+            var x1 = new Vector<float>(x[t * columns + outliers[1]]);
+            var x2 = new Vector<float>(x[t * columns + outliers[2]]);
+            var x3 = new Vector<float>(x[t * columns + outliers[3]]);
             Span<Vector<float>> output = MemoryMarshal.Cast<float, Vector<float>>(row);
             ReadOnlySpan<Vector<float>> b = MemoryMarshal.Cast<float, Vector<float>>(bias);
             ReadOnlySpan<Vector<float>> w = MemoryMarshal.Cast<float, Vector<float>>(outlierWeights);
@@ -341,26 +330,11 @@ public sealed class BertEncoder : IDisposable
             for (int v = 0; v < output.Length; v++)
             {
                 Vector<float> sum = output[v] + b[v];
-                sum = Vector.FusedMultiplyAdd(w[v], v0, sum);
-                sum = Vector.FusedMultiplyAdd(w[stride + v], v1, sum);
-                sum = Vector.FusedMultiplyAdd(w[2 * stride + v], v2, sum);
-                output[v] = Vector.FusedMultiplyAdd(w[3 * stride + v], v3, sum);
+                sum = Vector.FusedMultiplyAdd(w[v], x0, sum);
+                sum = Vector.FusedMultiplyAdd(w[stride + v], x1, sum);
+                sum = Vector.FusedMultiplyAdd(w[2 * stride + v], x2, sum);
+                output[v] = Vector.FusedMultiplyAdd(w[3 * stride + v], x3, sum);
             }
-        }
-    }
-
-    /// <summary>The 4-outlier pass on 512-bit vectors (x64 with AVX-512: half the instructions), same operations.</summary>
-    private static void AddBiasAndOutliers(Span<Vector512<float>> output, ReadOnlySpan<Vector512<float>> b, ReadOnlySpan<Vector512<float>> w,
-        Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3)
-    {
-        int stride = output.Length;
-        for (int v = 0; v < output.Length; v++)
-        {
-            Vector512<float> sum = output[v] + b[v];
-            sum = Vector512.FusedMultiplyAdd(w[v], x0, sum);
-            sum = Vector512.FusedMultiplyAdd(w[stride + v], x1, sum);
-            sum = Vector512.FusedMultiplyAdd(w[2 * stride + v], x2, sum);
-            output[v] = Vector512.FusedMultiplyAdd(w[3 * stride + v], x3, sum);
         }
     }
 
@@ -493,7 +467,7 @@ public sealed class BertEncoder : IDisposable
     /// (ln 2 in two parts, so r is exact to float), e^r by its Taylor polynomial to r^6 (relative error below
     /// 2e-7), 2^n put in the exponent bits. y is clamped to 87.3 (2^n stays normal): e^-87.3 ≈ 1e-38 instead of a
     /// smaller number changes nothing GELU adds. .NET's Vector512.Exp computes in double, 2.5× the instructions;
-    /// this took GELU from 81 to 46 µs per utterance.
+    /// this took GELU from 81 to 48 µs per utterance.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> ExpOfNegative(Vector512<float> y)
