@@ -148,7 +148,7 @@ internal static unsafe class ActivationQuantizer
     /// 16 blocks at a time, so that their maxima, scales, multipliers and sums are vectors of 16 lanes: the
     /// per-block horizontal max and sum become one transposing reduction per 16 blocks (<see cref="AcrossLanes16"/>),
     /// and the two divisions and the fp16 rounding are done once per 16 blocks (<see cref="RoundToHalf(Vector512{float})"/>).
-    /// The 256-bit tier took about 70 cycles per block on Zen 4, mostly in that per-block scalar work.
+    /// 6.6 ns per block on Zen 4 against 16 for the one-block-at-a-time 256-bit tier this path used before.
     /// </summary>
     [SkipLocalsInit] // the stack buffers are written before they are read
     public static void QuantizeAvx512(float* source, int blocks, byte* destination)
