@@ -16,6 +16,8 @@ internal static class Program
                EdgeSlm.Benchmarks kernel-ab   (two kernels interleaved in one process, set by environment:
                                                 KERNEL_AB_KERNELS=avx2,avx512, KERNEL_AB_TENSORS, KERNEL_AB_TOKENS,
                                                 KERNEL_AB_FORWARD=N for whole forward passes; see Kernels/KernelAb.cs)
+               EdgeSlm.Benchmarks quantizer-ab (the activation quantizer's tiers interleaved, ns per block)
+               EdgeSlm.Benchmarks attention-ab (the attention kernel's tiers interleaved, µs per sentence and layer)
                EdgeSlm.Benchmarks module [--threads 1,2] [--count 10000] [--sustain-seconds 60] [--out FILE]
 
           module         the module (edgeslm run, a child process) through a real mosquitto, per thread count: a burst
@@ -47,6 +49,14 @@ internal static class Program
         if (args[0] == "kernel-ab")
         {
             return Kernels.KernelAb.Run();
+        }
+        if (args[0] == "attention-ab")
+        {
+            return Kernels.AttentionAb.Run();
+        }
+        if (args[0] == "quantizer-ab")
+        {
+            return Kernels.QuantizerAb.Run();
         }
         if (args[0] == "jit-kernels")
         {

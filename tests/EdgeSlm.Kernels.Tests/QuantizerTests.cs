@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using EdgeSlm.Kernels.Formats;
 using EdgeSlm.Kernels.Quantization;
 
@@ -84,15 +85,38 @@ public unsafe class QuantizerTests
         Assert.Throws<ArgumentException>(() => ReferenceQuantizer.QuantizeQ4_0(new float[64], new BlockQ4_0[1]));
     }
 
+    /// <summary>The activation quantizer's tiers this CPU runs besides the reference.</summary>
+    private static IEnumerable<string> ActivationTiers =>
+        Avx512F.IsSupported ? ["vector128", "vector256", "avx512"] : ["vector128", "vector256"];
+
+    private static ActivationQuantizer.Tier ActivationTier(string tier) => tier switch
+    {
+        "vector128" => ActivationQuantizer.QuantizeVector128,
+        "vector256" => ActivationQuantizer.QuantizeVector256,
+        "avx512" => ActivationQuantizer.QuantizeAvx512,
+        _ => throw new ArgumentOutOfRangeException(nameof(tier), tier, null),
+    };
+
     public static TheoryData<string, int> ActivationCases()
     {
         var data = new TheoryData<string, int>();
-        foreach (string tier in new[] { "vector128", "vector256" })
+        foreach (string tier in ActivationTiers)
         {
-            foreach (int blocks in new[] { 0, 1, 2, 3, 5, 12, 48, 97 })
+            // 16, 17, 31, 33, 97: the avx512 tier's groups of 16 blocks, full and partial.
+            foreach (int blocks in new[] { 0, 1, 2, 3, 5, 12, 15, 16, 17, 31, 33, 48, 97 })
             {
                 data.Add(tier, blocks);
             }
+        }
+        return data;
+    }
+
+    public static TheoryData<string> ActivationTierNames()
+    {
+        var data = new TheoryData<string>();
+        foreach (string tier in ActivationTiers)
+        {
+            data.Add(tier);
         }
         return data;
     }
@@ -103,9 +127,76 @@ public unsafe class QuantizerTests
     {
         // Vector256 runs in software where it is not accelerated (ARM64): still exact, so it is checked there too.
         float[] x = TestData.Mixed(blocks * 32, seed: 100 + blocks);
+        AssertActivationTierMatchesReference(ActivationTier(tier), x);
+    }
+
+    [Theory]
+    [MemberData(nameof(ActivationTierNames))]
+    public void Activation_quantizer_tiers_are_bit_identical_to_the_reference_on_extreme_blocks(string tier)
+    {
+        float[] x = ExtremeActivationBlocks();
+        AssertActivationTierMatchesReference(ActivationTier(tier), x);
+        // And from every block offset, so that each extreme block takes every lane of a 16-block group.
+        for (int skip = 1; skip < 16; skip++)
+        {
+            AssertActivationTierMatchesReference(ActivationTier(tier), x[(skip * 32)..]);
+        }
+    }
+
+    [Fact]
+    public void Activation_blocks_too_small_for_a_multiplier_get_zero_quants_and_scale()
+    {
+        float[] x = new float[64];
+        x[3] = 1e-38f;                   // 127 / 1e-38 overflows
+        x[40] = -float.Epsilon;          // the smallest subnormal
+        (byte[] bytes, float[] scales, int[] sums) = QuantizeActivations(ActivationQuantizer.QuantizeReference, x);
+        Assert.Equal([0f, 0f], scales);
+        Assert.Equal([0, 0], sums);
+        Assert.All(bytes, b => Assert.Equal(0, b)); // fp16 scales and quants
+    }
+
+    /// <summary>
+    /// Blocks at the edges of the format: zeros, ±0, subnormals, ±float.MaxValue, maxima whose scale lands on fp16
+    /// rounding ties, its subnormal range, its largest value and just past it, and one large value among tiny ones.
+    /// </summary>
+    private static float[] ExtremeActivationBlocks()
+    {
+        var random = new Random(7);
+        var blocks = new List<float[]>();
+        float[] Block(Func<int, float> value) => Enumerable.Range(0, 32).Select(value).ToArray();
+        float Noise() => (float)(random.NextDouble() * 2 - 1);
+        blocks.Add(new float[32]);
+        blocks.Add(Block(j => j % 2 == 0 ? 0f : -0f));
+        blocks.Add(Block(j => float.Epsilon * (j - 16)));
+        blocks.Add(Block(j => j == 5 ? 1e-38f : 0f));
+        blocks.Add(Block(j => j == 9 ? 3.8e-37f : -1e-38f * Noise()));
+        blocks.Add(Block(j => j == 0 ? float.MaxValue : Noise() * 1e38f));
+        blocks.Add(Block(j => j == 31 ? -float.MaxValue : float.MaxValue * Noise()));
+        blocks.Add(Block(j => (j % 3 - 1) * float.MaxValue));
+        blocks.Add(Block(j => j == 7 ? 1000f : Noise() * 1e-30f));
+        blocks.Add(Block(j => j == 7 ? -1f : 1f / (j + 2)));
+        // max|x| / 127 on fp16's largest value, the tie above it, just below and above the tie.
+        foreach (float scale in new[] { 65504f, 65520f, 65519.996f, 65520.004f, 65536f })
+        {
+            blocks.Add(Block(j => j == 11 ? scale * 127f : Noise() * scale));
+        }
+        // Scales on fp16 rounding ties (odd and even significands), and in its subnormal range.
+        foreach (float scale in new[] { 1f + 1f / 2048, 1f + 3f / 2048, 1024f + 0.5f, 1f / 16384, 1f / 16384 * (1 - 1f / 4096), 3f / 33554432, 5f / 33554432, 1f / 33554432, 1f / 67108864 })
+        {
+            blocks.Add(Block(j => j == 20 ? -scale * 127f : Noise() * scale * 127f));
+        }
+        for (int b = 0; b < 20; b++)
+        {
+            float magnitude = MathF.Pow(2, random.Next(-149, 128));
+            blocks.Add(Block(j => Noise() * magnitude));
+        }
+        return blocks.SelectMany(b => b).ToArray();
+    }
+
+    private static void AssertActivationTierMatchesReference(ActivationQuantizer.Tier tier, float[] x)
+    {
         (byte[] expected, float[] expectedScales, int[] expectedSums) = QuantizeActivations(ActivationQuantizer.QuantizeReference, x);
-        (byte[] actual, float[] actualScales, int[] actualSums) = QuantizeActivations(
-            tier == "vector128" ? ActivationQuantizer.QuantizeVector128 : ActivationQuantizer.QuantizeVector256, x);
+        (byte[] actual, float[] actualScales, int[] actualSums) = QuantizeActivations(tier, x);
         Assert.Equal(expected, actual);
         Assert.Equal(expectedScales, actualScales);
         Assert.Equal(expectedSums, actualSums);

@@ -206,7 +206,8 @@ internal static unsafe class QuantMatMulKernels
     public static ActivationQuantizer.Tier Quantizer(KernelPath path) => path switch
     {
         KernelPath.Reference => ActivationQuantizer.QuantizeReference,
-        KernelPath.Avx2 or KernelPath.AvxVnni or KernelPath.Avx512 => ActivationQuantizer.QuantizeVector256,
+        KernelPath.Avx512 => ActivationQuantizer.QuantizeAvx512,
+        KernelPath.Avx2 or KernelPath.AvxVnni => ActivationQuantizer.QuantizeVector256,
         _ => ActivationQuantizer.QuantizeVector128,
     };
 }
