@@ -10,9 +10,9 @@ internal sealed record TrainedSoftmax(SoftmaxClassifier Classifier, float[] Weig
 /// <summary>
 /// Trains <see cref="SoftmaxClassifier"/>s on one training set with mini-batch Adam. The features are standardised
 /// once, so candidates of several L2 strengths share that work, and a candidate may start from an earlier one's
-/// weights. Each step is one hand-off to the threads, split by class: a class's gradient and Adam step for the
-/// previous batch, then its logits for this batch (they need only that class's weights); the softmax over the
-/// classes of each example follows on the calling thread. Every class's arithmetic is the same whichever thread
+/// weights. Each step is one hand-off to the threads, split by groups of classes: a class's gradient and Adam step
+/// for the previous batch, then its logits for this batch (they need only that class's weights); the softmax over
+/// the classes of each example follows on the calling thread. Every class's arithmetic is the same whichever thread
 /// does it, so the result depends on the seed and not on the number of threads.
 /// </summary>
 internal sealed class SoftmaxTrainer
@@ -66,7 +66,7 @@ internal sealed class SoftmaxTrainer
         {
             throw new ArgumentException($"a warm start needs {k} × {d} weights and {k} biases");
         }
-        var step = new StepState(k, d, batchSize, Math.Clamp(settings.Threads, 1, k), settings.L2,
+        var step = new StepState(k, d, batchSize, Math.Max(1, settings.Threads), settings.L2,
             start?.Weights.ToArray() ?? new float[k * d], start?.Bias.ToArray() ?? new float[k]);
         var order = Enumerable.Range(0, n).ToArray();
         var random = new Random(settings.Seed);
@@ -111,53 +111,53 @@ internal sealed class SoftmaxTrainer
     /// <summary>For every class: the pending batch's gradient step, then the logits of examples order[first..first + count).</summary>
     private void RunClasses(StepState step, int[] order, int first, int count)
     {
-        int k = _classes.Length, chunks = step.Chunks;
-        if (chunks == 1)
+        int k = _classes.Length, groups = step.Scratch.Length;
+        if (step.Threads == 1)
         {
-            RunClassRange(step, order.AsSpan(first, count), 0, k, 0);
+            for (int group = 0; group < groups; group++)
+            {
+                RunClassGroup(step, order.AsSpan(first, count), group * ClassGroup, Math.Min(k, (group + 1) * ClassGroup), step.Scratch[group]);
+            }
             return;
         }
-        Parallel.For(0, chunks, step.Parallel,
-            chunk => RunClassRange(step, order.AsSpan(first, count), k * chunk / chunks, k * (chunk + 1) / chunks, chunk));
+        // Groups rather than one range per thread: a thread that the scheduler has not run yet leaves its groups
+        // to the others instead of holding the step back.
+        Parallel.For(0, groups, step.Parallel,
+            group => RunClassGroup(step, order.AsSpan(first, count), group * ClassGroup, Math.Min(k, (group + 1) * ClassGroup), step.Scratch[group]));
     }
 
-    /// <summary>Classes are taken a few at a time, so that their gradients stay in cache until Adam uses them.</summary>
+    /// <summary>Classes a job takes at a time; their gradients stay in cache until Adam uses them.</summary>
     private const int ClassGroup = 8;
 
-    private void RunClassRange(StepState step, ReadOnlySpan<int> batch, int firstClass, int endClass, int chunk)
+    private void RunClassGroup(StepState step, ReadOnlySpan<int> batch, int firstClass, int endClass, float[] scratch)
     {
         int k = _classes.Length, d = Dimension;
-        float[] scratch = step.Scratch[chunk];
         Span<float> gradients = scratch.AsSpan(0, ClassGroup * d);
         Span<float> adamScratch = scratch.AsSpan(ClassGroup * d, 2 * d);
         ReadOnlySpan<int> pending = step.Pending.AsSpan(0, step.PendingCount);
-        for (int group = firstClass; group < endClass; group += ClassGroup)
+        if (pending.Length > 0)
         {
-            int groupEnd = Math.Min(endClass, group + ClassGroup);
-            if (pending.Length > 0)
+            BatchProducts.Gradients(_standardised, pending, step.Scores, step.Weights, step.L2, k, d, firstClass, endClass, gradients);
+            for (int c = firstClass; c < endClass; c++)
             {
-                BatchProducts.Gradients(_standardised, pending, step.Scores, step.Weights, step.L2, k, d, group, groupEnd, gradients);
-                for (int c = group; c < groupEnd; c++)
+                float biasGradient = 0;
+                for (int i = 0; i < pending.Length; i++)
                 {
-                    float biasGradient = 0;
-                    for (int i = 0; i < pending.Length; i++)
-                    {
-                        biasGradient += step.Scores[i * k + c];
-                    }
-                    Adam.Step(step.Weights.AsSpan(c * d, d), gradients.Slice((c - group) * d, d), step.M.AsSpan(c * d, d), step.V.AsSpan(c * d, d),
-                        step.PendingRate, step.PendingStep, adamScratch);
-                    Adam.Step(step.Bias.AsSpan(c, 1), [biasGradient], step.MBias.AsSpan(c, 1), step.VBias.AsSpan(c, 1), step.PendingRate, step.PendingStep, adamScratch);
+                    biasGradient += step.Scores[i * k + c];
                 }
+                Adam.Step(step.Weights.AsSpan(c * d, d), gradients.Slice((c - firstClass) * d, d), step.M.AsSpan(c * d, d), step.V.AsSpan(c * d, d),
+                    step.PendingRate, step.PendingStep, adamScratch);
+                Adam.Step(step.Bias.AsSpan(c, 1), [biasGradient], step.MBias.AsSpan(c, 1), step.VBias.AsSpan(c, 1), step.PendingRate, step.PendingStep, adamScratch);
             }
-            BatchProducts.Logits(_standardised, batch, step.Weights, step.Bias, d, group, groupEnd, step.Scores);
         }
+        BatchProducts.Logits(_standardised, batch, step.Weights, step.Bias, d, firstClass, endClass, step.Scores);
     }
 
     /// <summary>The optimiser's state between steps.</summary>
-    private sealed class StepState(int classes, int dimension, int batchSize, int chunks, float l2, float[] weights, float[] bias)
+    private sealed class StepState(int classes, int dimension, int batchSize, int threads, float l2, float[] weights, float[] bias)
     {
-        public int Chunks { get; } = chunks;
-        public ParallelOptions Parallel { get; } = new() { MaxDegreeOfParallelism = chunks };
+        public int Threads { get; } = threads;
+        public ParallelOptions Parallel { get; } = new() { MaxDegreeOfParallelism = threads };
         public float L2 { get; } = l2;
         public float[] Weights { get; } = weights;                            // (classes, dimension), standardised
         public float[] Bias { get; } = bias;                                  // (classes)
@@ -170,7 +170,7 @@ internal sealed class SoftmaxTrainer
         public int PendingCount { get; private set; }
         public float PendingRate { get; private set; }
         public int PendingStep { get; private set; }
-        public float[][] Scratch { get; } = Enumerable.Range(0, chunks).Select(_ => new float[(ClassGroup + 2) * dimension]).ToArray(); // per thread: a group's gradients, Adam's two
+        public float[][] Scratch { get; } = Enumerable.Range(0, (classes + ClassGroup - 1) / ClassGroup).Select(_ => new float[(ClassGroup + 2) * dimension]).ToArray(); // per class group: its gradients, Adam's two
 
         public void SetPending(ReadOnlySpan<int> examples, float rate, int stepNumber)
         {
