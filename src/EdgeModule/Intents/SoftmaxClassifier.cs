@@ -4,7 +4,7 @@ using System.Text;
 namespace EdgeSlm.EdgeModule.Intents;
 
 /// <summary>Training settings of <see cref="SoftmaxClassifier"/>.</summary>
-/// <param name="Epochs">Passes over the examples; the step size decays to zero over them (cosine). 10: dev accuracy as with 30 within a dev example or two (docs/accuracy.md), a third of the time.</param>
+/// <param name="Epochs">Passes over the examples; the step size decays to zero over them (cosine). 10: the dev accuracies of 30 within their noise (docs/accuracy.md), in a third of the time.</param>
 /// <param name="BatchSize">Examples per gradient step.</param>
 /// <param name="LearningRate">Adam's initial step size.</param>
 /// <param name="L2">Weight decay on the standardised weights: the regulariser of logistic regression.</param>
