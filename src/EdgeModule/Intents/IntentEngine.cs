@@ -89,7 +89,8 @@ public sealed class IntentEngine
             return new IntentEngine(definitions, cached, cachedThreshold, fromCache);
         }
 
-        var training = new ClassifierTraining(Seed: settings.Seed);
+        // The head is the same for any number of threads, so they are not part of its key.
+        var training = new ClassifierTraining(Seed: settings.Seed, Threads: features.ActiveThreads);
         IntentEvaluation.TrainedHead head = IntentEvaluation.TrainHead(features, examples, training, settings.Threshold);
         if (path is not null)
         {
@@ -102,7 +103,7 @@ public sealed class IntentEngine
     /// <summary>What a trained head depends on: the encoders, the intents, the training settings and this format.</summary>
     private static string HeadKey(SentenceFeatures features, IntentDefinitions definitions, IntentEngineSettings settings)
     {
-        string identity = string.Join('\n', "edgeslm-head-v2", features.Fingerprint, definitions.ContentHash,
+        string identity = string.Join('\n', "edgeslm-head-v3", features.Fingerprint, definitions.ContentHash,
             settings.Threshold?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? "calibrated",
             settings.ExamplesPerTemplate, settings.Seed);
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(identity)))[..24];

@@ -43,11 +43,25 @@ public sealed class IntentHead
         Span<float> scores = probabilities[..k];
         Span<float> words = k <= 256 ? stackalloc float[k] : new float[k];
         Lexical.LogProbabilities(text, words);
-        for (int c = 0; c < k; c++)
+        Combine(scores, words, LexicalWeight, scores);
+    }
+
+    /// <summary>
+    /// p(class) ∝ p_embedding(class) · p_words(class)^<paramref name="weight"/>, from the embedding classifier's
+    /// probabilities and the words' log-probabilities (<paramref name="result"/> may be <paramref name="embedding"/>).
+    /// </summary>
+    internal static void Combine(ReadOnlySpan<float> embedding, ReadOnlySpan<float> words, float weight, Span<float> result)
+    {
+        if (weight == 0)
         {
-            scores[c] = MathF.Log(MathF.Max(scores[c], 1e-30f)) + LexicalWeight * words[c];
+            embedding.CopyTo(result);
+            return;
         }
-        StableSoftMax.InPlace(scores);
+        for (int c = 0; c < embedding.Length; c++)
+        {
+            result[c] = MathF.Log(MathF.Max(embedding[c], 1e-30f)) + weight * words[c];
+        }
+        StableSoftMax.InPlace(result[..embedding.Length]);
     }
 }
 

@@ -95,6 +95,8 @@ public sealed class LexicalClassifier
         var weightSquares = new float[weights.Length];
         var biasSquares = new float[k];
         var gradient = new float[k];
+        var step = new float[k];
+        var scale = new float[k];
         int[] order = Enumerable.Range(0, n).ToArray();
         var random = new Random(settings.Seed);
         float rate = settings.LearningRate, decay = settings.L2;
@@ -107,24 +109,33 @@ public sealed class LexicalClassifier
                 classifier.Logits(ids, values, gradient);
                 StableSoftMax.InPlace(gradient);
                 gradient[labels[i]] -= 1; // ∂(−log p_label)/∂logits
-                for (int c = 0; c < k; c++)
-                {
-                    biasSquares[c] += gradient[c] * gradient[c];
-                    bias[c] -= rate * gradient[c] / MathF.Sqrt(biasSquares[c] + 1e-8f);
-                }
+                AdaGrad(bias, gradient, biasSquares, rate, step, scale);
                 for (int j = 0; j < ids.Length; j++)
                 {
-                    int offset = ids[j] * k;
-                    for (int c = 0; c < k; c++)
-                    {
-                        float g = gradient[c] * values[j] + decay * weights[offset + c];
-                        weightSquares[offset + c] += g * g;
-                        weights[offset + c] -= rate * g / MathF.Sqrt(weightSquares[offset + c] + 1e-8f);
-                    }
+                    // g = ∂loss/∂logit · value + decay · w, for the term's weights of every class at once.
+                    Span<float> w = weights.AsSpan(ids[j] * k, k);
+                    TensorPrimitives.Multiply(w, decay, step);
+                    TensorPrimitives.MultiplyAdd(gradient, values[j], step, step);
+                    AdaGrad(w, step, weightSquares.AsSpan(ids[j] * k, k), rate, step, scale);
                 }
             }
         }
         return classifier;
+    }
+
+    /// <summary>
+    /// One AdaGrad step: squares += g·g, then parameters −= rate·g / √(squares + 1e-8). Rounds as the element-wise
+    /// loop it replaced; <paramref name="scratch"/> may be <paramref name="gradient"/> (it is then overwritten).
+    /// </summary>
+    private static void AdaGrad(Span<float> parameters, Span<float> gradient, Span<float> squares, float rate, Span<float> scratch, Span<float> denominator)
+    {
+        TensorPrimitives.Multiply(gradient, gradient, denominator);
+        TensorPrimitives.Add(squares, denominator, squares);
+        TensorPrimitives.Add(squares, 1e-8f, denominator);
+        TensorPrimitives.Sqrt(denominator, denominator);
+        TensorPrimitives.Multiply(gradient, rate, scratch);
+        TensorPrimitives.Divide(scratch, denominator, scratch);
+        TensorPrimitives.Subtract(parameters, scratch, parameters);
     }
 
     /// <summary>log p(class | text) for every class.</summary>
