@@ -14,6 +14,19 @@ public sealed class GgufFileTests : IDisposable
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     [Fact]
+    public void A_model_opened_through_a_symbolic_link_is_read_whole()
+    {
+        // A link's own size is a few bytes; the file behind it must be what is mapped and checked.
+        string path = Write(new GgufWriter().Add("general.name", GgufValue.Of("linked")).AddTensor("t", QuantType.F32, [4], new byte[16]));
+        string link = Path.Combine(_directory, "link.gguf");
+        File.CreateSymbolicLink(link, path);
+
+        using GgufFile file = GgufFile.Open(link);
+        Assert.Equal("linked", file.Metadata["general.name"].Value);
+        Assert.Equal(new long[] { 4 }, file.Tensor("t").Dimensions);
+    }
+
+    [Fact]
     public void Every_metadata_type_and_tensor_round_trips()
     {
         byte[] q4 = new byte[2 * 18];

@@ -96,12 +96,24 @@ public sealed unsafe class GgufFile : IDisposable
     /// <exception cref="IOException">The file cannot be read.</exception>
     public static GgufFile Open(string path)
     {
-        long length = new FileInfo(path).Length;
+        // The length of the file opened, not of the path: FileInfo.Length of a symbolic link is the link's own.
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long length = stream.Length;
         if (length < 24)
         {
+            stream.Dispose();
             throw new GgufFormatException($"{path}: {length} bytes is too small for a GGUF header (24 bytes)");
         }
-        MemoryMappedFile map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, 0, MemoryMappedFileAccess.Read);
+        MemoryMappedFile map;
+        try
+        {
+            map = MemoryMappedFile.CreateFromFile(stream, mapName: null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
         MemoryMappedViewAccessor view;
         try
         {
