@@ -10,7 +10,8 @@
 # The rest of OUTPUT_DIR (the bundled ONNX models' DLLs in models/, .xml, .pdb) stays on the build machine.
 # The model is converted by EDGESLM_CONVERTER if set (an edgeslm built for this machine), else by the binary just
 # built on an arm64 machine, or by an edgeslm built for this machine (dotnet build) on another. Conversions on
-# different machines embed alike but need not be byte-identical (GPTQ's float sums run in another order).
+# machines with other vector widths are equally good but not the same bytes: GPTQ carries each rounding forward,
+# so a last-bit difference in a float sum changes later choices (CI checks the agreement, docs/performance.md).
 # The build log is OUTPUT_DIR.log.
 #
 # Prints the binary's and the model's sizes. Exit status: 0 when all is well; 1 when the build or the

@@ -41,6 +41,16 @@ public sealed class ModelTests(ConvertedModels models)
     }
 
     [Fact]
+    public void Gptq_layers_keep_no_outlier_columns_and_q8_0_layers_keep_theirs()
+    {
+        const string Prefix = "edgeslm.activation_outliers.";
+        using GgufFile q4 = GgufFile.Open(models.Path(BundledModel.MiniLM, QuantType.Q4_0));
+        Assert.DoesNotContain(q4.Metadata.Keys, k => k.StartsWith(Prefix, StringComparison.Ordinal));
+        using GgufFile q8 = GgufFile.Open(models.Path(BundledModel.MiniLM, QuantType.Q8_0));
+        Assert.Equal(36, q8.Metadata.Keys.Count(k => k.StartsWith(Prefix, StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void Arctic_converts_with_cls_pooling()
     {
         using BertModel model = BertModel.Load(models.Path(BundledModel.ArcticXs, QuantType.Q8_0));

@@ -46,13 +46,6 @@ internal static class Calibration
     /// <summary>What calibration measured: outlier columns (largest first) and, if asked for, Gram matrices, by weight tensor name.</summary>
     public sealed record Statistics(Dictionary<string, int[]> Outliers, Dictionary<string, float[]>? Gram);
 
-    /// <summary>The outlier columns of every quantized linear layer of the model in <paramref name="modelPath"/>.</summary>
-    public static Dictionary<string, int[]> FindOutliers(string modelPath)
-    {
-        using BertModel model = BertModel.Load(modelPath);
-        return Measure(model, gram: false).Outliers;
-    }
-
     /// <summary>
     /// Runs every calibration sentence through <paramref name="model"/> and measures each quantized linear layer's
     /// inputs. With <paramref name="gram"/>, also XᵀX (columns × columns); the query, key and value
@@ -92,7 +85,16 @@ internal static class Calibration
         {
             return new Statistics(outliers, null);
         }
-        var shared = grams.ToDictionary(pair => pair.Key, pair => pair.Value.Result());
+        var shared = new Dictionary<string, float[]>();
+        foreach ((string tensor, GramAccumulator accumulator) in grams)
+        {
+            float[] g = accumulator.Result();
+            if (!float.IsFinite(TensorPrimitives.Sum(g))) // a NaN or infinity anywhere shows in the sum
+            {
+                throw new Onnx.OnnxFormatException($"the inputs of '{tensor}' grow out of float range on the calibration sentences: the model's weights are not usable");
+            }
+            shared[tensor] = g;
+        }
         var byTensor = new Dictionary<string, float[]>();
         foreach (LinearWeights layer in layers)
         {
@@ -125,18 +127,18 @@ internal static class Calibration
             }
         }
 
+        /// <summary>The whole symmetric matrix (the lower triangle filled in place); the accumulator is spent.</summary>
         public float[] Result()
         {
             Flush();
-            var result = new float[columns * columns];
             for (int a = 0; a < columns; a++)
             {
-                for (int b = a; b < columns; b++)
+                for (int b = a + 1; b < columns; b++)
                 {
-                    result[a * columns + b] = result[b * columns + a] = _gram[a * columns + b];
+                    _gram[b * columns + a] = _gram[a * columns + b];
                 }
             }
-            return result;
+            return _gram;
         }
 
         private void Flush()

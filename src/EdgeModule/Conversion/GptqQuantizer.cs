@@ -46,6 +46,10 @@ internal static class GptqQuantizer
                 for (int r = 0; r < rows; r++)
                 {
                     Half scale = BlockScale(w.AsSpan(r * columns + i, BlockQ4_0.Elements), importance);
+                    if (!Half.IsFinite(scale))
+                    {
+                        throw new ArithmeticException($"row {r} has weights beyond what an fp16 scale times 8 can hold (±524,000)");
+                    }
                     blocks[r * blocksPerRow + i / BlockQ4_0.Elements].Scale = scale;
                     scales[r] = (float)scale;
                 }
@@ -81,8 +85,8 @@ internal static class GptqQuantizer
         scale == 0f ? 0 : Math.Clamp((int)MathF.Round(value * (1f / scale)), -8, 7);
 
     /// <summary>
-    /// U, upper triangular with H⁻¹ = UᵀU, where H is the damped Gram matrix (columns never active get a unit
-    /// diagonal). With J the reversal permutation and JHJ = MMᵀ (Cholesky), H = RRᵀ for the upper R = JMJ, so
+    /// U, upper triangular with H⁻¹ = UᵀU, where H is the damped Gram matrix (a column never active gets the mean
+    /// diagonal, which is also its weight in the block scales). With J the reversal permutation and JHJ = MMᵀ (Cholesky), H = RRᵀ for the upper R = JMJ, so
     /// H⁻¹ = (R⁻¹)ᵀR⁻¹ and U = R⁻¹ = J M⁻¹ J: one Cholesky factorisation and one triangular inverse. In single
     /// precision, as GPTQ's authors do: the damping keeps H well enough conditioned, and it is 4 times faster.
     /// </summary>
@@ -120,7 +124,7 @@ internal static class GptqQuantizer
             }
             if (damping > 1e3)
             {
-                throw new InvalidOperationException("the calibration Gram matrix is not positive definite even with heavy damping");
+                throw new ArithmeticException("the calibration Gram matrix is not positive definite even with heavy damping");
             }
         }
     }

@@ -62,8 +62,14 @@ public static class ModelCache
     /// <summary>The cached conversion of <paramref name="bundled"/> to <paramref name="type"/>, made if missing.</summary>
     public static string Bundled(BundledModel bundled, QuantType type, TextWriter? output) => Bundled(bundled, type, Directory, output);
 
+    /// <summary>
+    /// Raised whenever the converter makes a different file from the same bundled model, so that a device that
+    /// converted with an earlier version converts again instead of keeping the old file. 2: Q4_0 by GPTQ.
+    /// </summary>
+    public const int ConverterRevision = 2;
+
     private static string CachedPath(BundledModel bundled, QuantType type, string directory) =>
-        Path.Combine(directory, $"{bundled.Name}-{QuantTypeTraits.Of(type).Name}.gguf");
+        Path.Combine(directory, $"{bundled.Name}-{QuantTypeTraits.Of(type).Name}.r{ConverterRevision}.gguf");
 
     private static string Bundled(BundledModel bundled, QuantType type, string directory, TextWriter? output)
     {

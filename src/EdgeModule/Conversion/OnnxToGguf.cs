@@ -170,7 +170,7 @@ public static partial class OnnxToGguf
         {
             progress?.Invoke(name, ++done, total);
             byte[] data = type == QuantType.Q4_0 && gram is not null && gram.TryGetValue(name, out float[]? inputGram)
-                ? GptqQuantizer.QuantizeQ4_0(Finite(values, name), (int)rows, (int)columns, inputGram)
+                ? Gptq(name, Finite(values, name), (int)rows, (int)columns, inputGram)
                 : Encode(type, values, name);
             writer.AddTensor(name, type, rows == 1 ? [columns] : [columns, rows], data);
         }
@@ -322,6 +322,18 @@ public static partial class OnnxToGguf
             }
         }
         return result;
+    }
+
+    private static byte[] Gptq(string name, float[] values, int rows, int columns, float[] gram)
+    {
+        try
+        {
+            return GptqQuantizer.QuantizeQ4_0(values, rows, columns, gram);
+        }
+        catch (ArithmeticException e)
+        {
+            throw new OnnxFormatException($"tensor '{name}' cannot be quantized to Q4_0: {e.Message}");
+        }
     }
 
     private static float[] Finite(float[] values, string name) =>
