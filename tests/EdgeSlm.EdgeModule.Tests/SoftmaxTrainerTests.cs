@@ -225,4 +225,22 @@ public sealed class SoftmaxTrainerTests
         TrainedSoftmax further = trainer.Train(new ClassifierTraining(Epochs: 2, BatchSize: 8, L2: 1e-3f), first);
         Assert.NotEqual(first.Weights, further.Weights);
     }
+
+    [Fact]
+    public void Training_on_the_first_examples_ignores_the_labels_of_the_rest_and_differs_from_training_on_all()
+    {
+        const int dimension = 9, fitted = 30;
+        (string[] classes, float[] features, int[] labels) = Problem(classes: 4, perClass: 10, dimension, seed: 5);
+        int[] otherLabels = labels.Select((label, i) => i < fitted ? label : (label + 1) % classes.Length).ToArray();
+        var settings = new ClassifierTraining(Epochs: 4, BatchSize: 8, L2: 1e-2f);
+
+        TrainedSoftmax first = new SoftmaxTrainer(classes, features, labels, dimension, balanceClasses: false).Train(settings, examples: fitted);
+        TrainedSoftmax relabelled = new SoftmaxTrainer(classes, features, otherLabels, dimension, balanceClasses: false).Train(settings, examples: fitted);
+        TrainedSoftmax all = new SoftmaxTrainer(classes, features, labels, dimension, balanceClasses: false).Train(settings);
+
+        Assert.Equal(first.Weights, relabelled.Weights);
+        Assert.Equal(first.Bias, relabelled.Bias);
+        Assert.NotEqual(first.Weights, all.Weights);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SoftmaxTrainer(classes, features, labels, dimension, balanceClasses: false).Train(settings, examples: labels.Length + 1));
+    }
 }

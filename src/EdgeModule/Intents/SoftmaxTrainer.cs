@@ -53,14 +53,21 @@ internal sealed class SoftmaxTrainer
 
     /// <summary>
     /// Trains with <paramref name="settings"/> (its epochs, L2, seed, threads), from zero weights or from
-    /// <paramref name="start"/>'s; Adam's moments and the step-size schedule start afresh either way.
+    /// <paramref name="start"/>'s; Adam's moments and the step-size schedule start afresh either way. With
+    /// <paramref name="examples"/>, on the first that many examples only (the rest held out; the standardisation
+    /// is over all of them, which needs no labels): one trainer, and one standardised copy of the features, serves
+    /// the choice of settings and the final training on more examples.
     /// </summary>
-    public TrainedSoftmax Train(ClassifierTraining settings, TrainedSoftmax? start = null)
+    public TrainedSoftmax Train(ClassifierTraining settings, TrainedSoftmax? start = null, int? examples = null)
     {
-        int n = _labels.Length, k = _classes.Length, d = Dimension, batchSize = settings.BatchSize;
+        int n = examples ?? _labels.Length, k = _classes.Length, d = Dimension, batchSize = settings.BatchSize;
         if (settings.Epochs < 0 || batchSize <= 0)
         {
             throw new ArgumentException($"training needs a positive batch size and epochs not negative (got {batchSize} and {settings.Epochs})");
+        }
+        if (n < 1 || n > _labels.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(examples), n, $"training takes 1 to {_labels.Length} examples");
         }
         if (start is not null && (start.Weights.Length != k * d || start.Bias.Length != k))
         {
