@@ -156,7 +156,6 @@ public sealed class IntentTests(ConvertedModels models)
         int inScopeTerms = inScope.SelectMany(e => LexicalClassifier.Terms(e.Text)).Distinct(StringComparer.Ordinal).Count();
         Assert.Equal(inScopeTerms + (outOfScope.Count - 3) * 5, trained.Head.Lexical!.VocabularySize);
         Assert.Equal(0.5f, trained.Head.LexicalWeight);
-        Assert.InRange(trained.Threshold, 0, 1);
     }
 
     [Fact]

@@ -100,10 +100,13 @@ public sealed class IntentEngine
         return new IntentEngine(definitions, head.Head, head.Threshold, report);
     }
 
-    /// <summary>What a trained head depends on: the encoders, the intents, the training settings and this format.</summary>
+    /// <summary>
+    /// What a trained head depends on: the encoders, the intents, the training settings and this format. The
+    /// version changes with the training too (v4: refitted on the held-out examples), so a device retrains once.
+    /// </summary>
     private static string HeadKey(SentenceFeatures features, IntentDefinitions definitions, IntentEngineSettings settings)
     {
-        string identity = string.Join('\n', "edgeslm-head-v3", features.Fingerprint, definitions.ContentHash,
+        string identity = string.Join('\n', "edgeslm-head-v4", features.Fingerprint, definitions.ContentHash,
             settings.Threshold?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? "calibrated",
             settings.ExamplesPerTemplate, settings.Seed);
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(identity)))[..24];

@@ -19,7 +19,7 @@ internal sealed class SoftmaxTrainer
 {
     private readonly string[] _classes;
     private readonly int[] _labels;           // (examples)
-    private readonly float[] _exampleWeights; // (examples)
+    private readonly bool _balanceClasses;
     private readonly float[] _standardised;   // (examples, dimension)
     private readonly float[] _mean;           // (dimension)
     private readonly float[] _scale;          // (dimension): 1 / standard deviation, floored
@@ -46,7 +46,7 @@ internal sealed class SoftmaxTrainer
             TensorPrimitives.Subtract(features.AsSpan(i * dimension, dimension), _mean, row);
             TensorPrimitives.Multiply(row, _scale, row);
         }
-        _exampleWeights = SoftmaxClassifier.ExampleWeights(labels, k, balanceClasses);
+        _balanceClasses = balanceClasses;
     }
 
     public int Dimension { get; }
@@ -54,9 +54,9 @@ internal sealed class SoftmaxTrainer
     /// <summary>
     /// Trains with <paramref name="settings"/> (its epochs, L2, seed, threads), from zero weights or from
     /// <paramref name="start"/>'s; Adam's moments and the step-size schedule start afresh either way. With
-    /// <paramref name="examples"/>, on the first that many examples only (the rest held out; the standardisation
-    /// is over all of them, which needs no labels): one trainer, and one standardised copy of the features, serves
-    /// the choice of settings and the final training on more examples.
+    /// <paramref name="examples"/>, on the first that many examples only: the labels of the rest are not read (the
+    /// standardisation is over all of them, which needs no labels), so one trainer, and one standardised copy of
+    /// the features, serves the choice of settings on some examples and the final training on more.
     /// </summary>
     public TrainedSoftmax Train(ClassifierTraining settings, TrainedSoftmax? start = null, int? examples = null)
     {
@@ -69,6 +69,7 @@ internal sealed class SoftmaxTrainer
         {
             throw new ArgumentOutOfRangeException(nameof(examples), n, $"training takes 1 to {_labels.Length} examples");
         }
+        float[] exampleWeights = SoftmaxClassifier.ExampleWeights(_labels[..n], k, _balanceClasses); // class counts of the examples trained on
         if (start is not null && (start.Weights.Length != k * d || start.Bias.Length != k))
         {
             throw new ArgumentException($"a warm start needs {k} × {d} weights and {k} biases");
@@ -96,7 +97,7 @@ internal sealed class SoftmaxTrainer
                     Span<float> row = step.Scores.AsSpan(i * k, k);
                     StableSoftMax.InPlace(row);
                     row[_labels[example]] -= 1f;
-                    TensorPrimitives.Multiply(row, _exampleWeights[example] / count, row);
+                    TensorPrimitives.Multiply(row, exampleWeights[example] / count, row);
                 }
                 step.SetPending(order.AsSpan(first, count), rate, stepNumber);
             }
