@@ -18,8 +18,8 @@
 # conversion failed; 3 when the compiler or ILC warned about our code (under src/); 4 when the binary is
 # 20 MB (20,000,000 bytes) or more, the most a board's update should have to carry.
 #
-# Needs (Debian 12): clang lld gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu (the cross C runtime and
-# objcopy) and NuGet access for the linux-arm64 ILCompiler and
+# Needs (Debian 12): clang lld gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross (the
+# cross C runtime, which gcc-aarch64-linux-gnu only recommends, and objcopy) and NuGet access for the linux-arm64 ILCompiler and
 # runtime packs. To try the binary without a board: qemu-aarch64-static -cpu cortex-a72 OUTPUT_DIR/edgeslm info --cpu
 set -euo pipefail
 
@@ -37,7 +37,7 @@ done
 [[ -e /usr/aarch64-linux-gnu/lib/crt1.o ]] || missing+=("the aarch64 C runtime (/usr/aarch64-linux-gnu/lib/crt1.o)")
 if (( ${#missing[@]} )); then
     echo "publish-arm64: missing ${missing[*]}." >&2
-    echo "publish-arm64: apt-get install clang lld gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu" >&2
+    echo "publish-arm64: apt-get install clang lld gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross" >&2
     exit 1
 fi
 
