@@ -196,9 +196,7 @@ public static class IntentEvaluation
         float[] candidates = selectL2 && calibration.Count > 0 ? L2Candidates.OrderDescending().ToArray() : [settings.L2];
         foreach (float l2 in candidates)
         {
-            previous = previous is null
-                ? trainer.Train(settings with { L2 = l2 }, examples: fit.Count)
-                : trainer.Train(settings with { L2 = l2, Epochs = Math.Min(settings.Epochs, WarmStartEpochs) }, previous, fit.Count);
+            previous = TrainCandidate(trainer, settings, l2, previous, fit.Count);
             float[] probabilities = Probabilities(new IntentHead(previous.Classifier, null, 0), calibration, calibrationFeatures.Span);
             double score = HeldOutScore(probabilities, classes.Length, heldOutLabels);
             if (classifier is null || score >= bestScore) // ties to the weaker L2, as when the candidates went upwards
@@ -235,11 +233,11 @@ public static class IntentEvaluation
             }
         }
 
-        if (calibration.Count > 0)
+        int inScope = fit.Count + calibration.Count(e => e.Intent != IntentExample.OutOfScope);
+        if (inScope > fit.Count) // else the refit would train on the same examples again
         {
             // The chosen candidate's schedule: the candidates before it, each warm-starting the next.
             float[] schedule = [.. candidates.TakeWhile(c => c != chosenL2), chosenL2];
-            int inScope = fit.Count + calibration.Count(e => e.Intent != IntentExample.OutOfScope);
             head = Refit(head, trainer, schedule, settings, examples.Take(inScope).Select(e => e.Text).ToArray(), labels[..inScope]);
         }
         double rejectBelow = threshold ?? Calibrate(classes, Probabilities(head, calibration, calibrationFeatures.Span), calibration);
@@ -260,9 +258,7 @@ public static class IntentEvaluation
         TrainedSoftmax? embedding = null;
         foreach (float l2 in schedule)
         {
-            embedding = embedding is null
-                ? trainer.Train(settings with { L2 = l2 }, examples: texts.Length)
-                : trainer.Train(settings with { L2 = l2, Epochs = Math.Min(settings.Epochs, WarmStartEpochs) }, embedding, texts.Length);
+            embedding = TrainCandidate(trainer, settings, l2, embedding, texts.Length);
         }
         if (chosen.Lexical is null || chosen.LexicalWeight == 0)
         {
@@ -271,6 +267,15 @@ public static class IntentEvaluation
         var lexical = LexicalClassifier.Train(chosen.Classes, texts, labels, new LexicalTraining(Seed: settings.Seed));
         return new IntentHead(embedding!.Classifier, lexical, chosen.LexicalWeight);
     }
+
+    /// <summary>
+    /// One L2 candidate on the first <paramref name="examples"/> rows: from zero for the settings' epochs, or from
+    /// <paramref name="previous"/> (the next stronger candidate) for <see cref="WarmStartEpochs"/>.
+    /// </summary>
+    private static TrainedSoftmax TrainCandidate(SoftmaxTrainer trainer, ClassifierTraining settings, float l2, TrainedSoftmax? previous, int examples) =>
+        previous is null
+            ? trainer.Train(settings with { L2 = l2 }, examples: examples)
+            : trainer.Train(settings with { L2 = l2, Epochs = Math.Min(settings.Epochs, WarmStartEpochs) }, previous, examples);
 
     /// <summary>(examples, classes) probabilities of <paramref name="head"/> on <paramref name="examples"/>, whose features are rows of <paramref name="features"/>.</summary>
     private static float[] Probabilities(IntentHead head, List<IntentExample> examples, ReadOnlySpan<float> features)
