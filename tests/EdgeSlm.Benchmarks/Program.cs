@@ -1,5 +1,8 @@
 using System.Globalization;
+using EdgeSlm.Benchmarks.Embed;
 using EdgeSlm.Benchmarks.Kernels;
+using EdgeSlm.Benchmarks.Module;
+using EdgeSlm.Kernels.MatMul;
 
 namespace EdgeSlm.Benchmarks;
 

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Intent accuracy on dev splits carved from the shared datasets' train files (10% of each intent, seed
+# Intent accuracy on dev splits carved from the datasets' train files (10% of each intent, seed
 # 20241126; CLINC150 has its own dev split), for each model type and encoder configuration. The datasets' test
 # splits are held out and never used. Writes one JSON report per line: "<type> <config> <dataset> {...}".
 #
 #   tests/EdgeSlm.Benchmarks/accuracy.sh [OUTPUT_DIR] [TYPES...]     (default types: q4_0 q8_0 f32)
 #
 # CONFIGS (default "minilm minilm+arctic-xs") chooses the encoders, joined by "+" when used side by side;
-# DATASETS (default "snips2017 hwu64 ha_intents_en clinc150") the datasets. Embedded example sets are kept in
+# DATASETS (default "snips2017 hwu64 ha_intents_en clinc150") the datasets, read from DATASETS_DIR (default: the
+# repository's tests/data). Embedded example sets are kept in
 # OUTPUT_DIR/features, so a second run with another head setting only trains.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-datasets=$(cd "$repo/../shared/datasets" && pwd)
+datasets=$(cd "${DATASETS_DIR:-$repo/tests/data}" && pwd)
 out=${1:-$repo/artifacts/accuracy}
 shift || true
 types=("${@:-q4_0 q8_0 f32}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# K-fold cross-validation of the intent head on a shared dataset's train file: every intent's examples are
+# K-fold cross-validation of the intent head on a dataset's train file: every intent's examples are
 # shuffled (seed 777) and dealt round the folds; each fold is tested once by a head trained on the others. One
 # dev split of about a thousand examples moves by 0.1 point an example and cannot tell changes of a few tenths
 # apart; the mean over five folds tests every train example once, and the folds pair the runs of two builds.
@@ -7,7 +7,7 @@
 #
 #   tests/EdgeSlm.Benchmarks/crossval.sh DATASET [OUTPUT_DIR] [MODEL.gguf]
 #
-# DATASET is a folder of ../shared/datasets (hwu64, snips2017, ha_intents_en, clinc150); MODEL defaults to the
+# DATASET is a folder of DATASETS_DIR (default: the repository's tests/data: hwu64, snips2017, ha_intents_en, clinc150); MODEL defaults to the
 # bundled MiniLM in q4_0. FOLDS (default 5). Prints one `edgeslm eval --json` report per fold, then a line
 # "mean accuracy X over K folds". Embedded sets are cached in OUTPUT_DIR/features.
 set -euo pipefail
@@ -22,7 +22,7 @@ if [[ -z $model ]]; then
     model=$out/minilm-q4_0.gguf
     [[ -f $model ]] || "$out/edgeslm/edgeslm" convert --bundled minilm --type q4_0 -o "$model" > /dev/null
 fi
-python3 - "$repo/../shared/datasets/$dataset/train.jsonl" "$out" "$folds" "$dataset" <<'PY'
+python3 - "${DATASETS_DIR:-$repo/tests/data}/$dataset/train.jsonl" "$out" "$folds" "$dataset" <<'PY'
 import collections, json, pathlib, random, sys
 source, out, k, name = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 rows = [json.loads(l) for l in source.read_text(encoding="utf-8").splitlines() if l.strip()]

@@ -1,8 +1,8 @@
 using System.Runtime.InteropServices;
-using EdgeSlm.EdgeModule.Gguf;
-using EdgeSlm.EdgeModule.Model;
 using EdgeSlm.Kernels.Formats;
 using EdgeSlm.Kernels.Quantization;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Gguf;
 using Google.Protobuf;
 
 namespace EdgeSlm.Fuzz;

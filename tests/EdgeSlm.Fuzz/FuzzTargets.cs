@@ -2,14 +2,17 @@ using System.Buffers;
 using System.Globalization;
 using System.Text;
 using EdgeSlm.EdgeModule.Azure;
-using EdgeSlm.EdgeModule.Gguf;
-using EdgeSlm.EdgeModule.Intents;
-using EdgeSlm.EdgeModule.Intents.Slots;
-using EdgeSlm.EdgeModule.Intents.Templates;
-using EdgeSlm.EdgeModule.Model;
-using EdgeSlm.EdgeModule.Module;
-using EdgeSlm.EdgeModule.Onnx;
+using EdgeSlm.EdgeModule.Inference;
+using EdgeSlm.EdgeModule.Messaging;
 using EdgeSlm.EdgeModule.Protocols;
+using EdgeSlm.Intents.Definitions;
+using EdgeSlm.Intents.Examples;
+using EdgeSlm.Intents.Recognition;
+using EdgeSlm.Intents.Slots;
+using EdgeSlm.Intents.Templates;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Gguf;
+using EdgeSlm.Models.Onnx;
 
 namespace EdgeSlm.Fuzz;
 

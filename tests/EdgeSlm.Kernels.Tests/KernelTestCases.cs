@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using EdgeSlm.Kernels.Dispatch;
 using EdgeSlm.Kernels.Formats;
-using EdgeSlm.Kernels.MatMul;
+using EdgeSlm.Kernels.Quantization;
 
 namespace EdgeSlm.Kernels.Tests;
 

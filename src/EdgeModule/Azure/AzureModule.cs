@@ -1,16 +1,22 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
-using EdgeSlm.EdgeModule.Hosting;
-using EdgeSlm.EdgeModule.Intents;
+using EdgeSlm.EdgeModule.Inference;
 using EdgeSlm.EdgeModule.Messaging;
-using EdgeSlm.EdgeModule.Module;
 using EdgeSlm.EdgeModule.Protocols;
+using EdgeSlm.Intents.Definitions;
+using EdgeSlm.Intents.Recognition;
 using EdgeSlm.Kernels.Dispatch;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeSlm.EdgeModule.Azure;
+
+/// <summary>What the Azure module needs of the module's settings.</summary>
+/// <param name="Threshold">The configured "not recognized" threshold, which a null desired <c>threshold</c> returns to.</param>
+/// <param name="Intents">The intents file that <c>reload</c> reads and a null desired <c>intents</c> returns to.</param>
+public sealed record AzureModuleSettings(AzureSettings Azure, MqttSettings Mqtt, string SiteId, double? Threshold, string? Intents);
 
 /// <summary>
 /// The module as an Azure IoT Edge module (or IoT Hub device). Transcripts arrive on the input
@@ -26,12 +32,11 @@ public sealed class AzureModule : IDisposable
     /// <summary>Twin keys must not hold '.', '$' or spaces; these are the ones this module reads.</summary>
     public const string ThresholdProperty = "threshold", IntentsProperty = "intents";
 
-    private readonly ModuleSettings _settings;
+    private readonly AzureModuleSettings _settings;
     private readonly IotHubConnector _connector;
     private readonly Func<IntentRuntime> _runtime;
     private readonly ILogger _logger;
-    private readonly NativeProtocol _native;
-    private readonly string _outputTopic, _errorTopic, _telemetryTopic;
+    private readonly string _telemetryTopic;
     private readonly SemaphoreSlim _applying = new(1, 1);
     private readonly Lock _desiredLock = new();
     private readonly CancellationToken _stopping;
@@ -42,21 +47,22 @@ public sealed class AzureModule : IDisposable
     private DesiredState _desired, _applied;
     private long _desiredVersion = -1;
 
-    public AzureModule(ModuleSettings settings, IotHubConnector connector, Func<IntentRuntime> runtime, ILogger logger, CancellationToken stopping)
+    public AzureModule(AzureModuleSettings settings, IotHubConnector connector, Func<IntentRuntime> runtime, ILogger logger, CancellationToken stopping)
     {
         _settings = settings;
         _connector = connector;
         _runtime = runtime;
         _logger = logger;
         _stopping = stopping;
-        _native = new NativeProtocol(settings.SiteId);
-        _outputTopic = Topics.OutputTopic(settings.Azure.OutputName);
-        _errorTopic = Topics.OutputTopic(settings.Azure.ErrorOutputName);
+        Protocol = new AzureProtocol(settings.Azure, settings.SiteId, connector.Topics);
         _telemetryTopic = Topics.OutputTopic(settings.Azure.TelemetryOutputName);
         _desired = _applied = new DesiredState(settings.Threshold, null);
     }
 
     public IotHubTopics Topics => _connector.Topics;
+
+    /// <summary>How transcripts arrive (the input, the <c>classify</c> method) and answers leave (the outputs).</summary>
+    public AzureProtocol Protocol { get; }
 
     public string Endpoint => $"{_connector.Host}:{_connector.Port}{(_settings.Azure.Tls ? " (TLS)" : "")} as {Topics.ClientId}";
 
@@ -119,35 +125,6 @@ public sealed class AzureModule : IDisposable
                 : RespondAsync(404, rid, JsonFields.Object(w => w.WriteString("error", $"unknown method '{method}' (classify, reload)")));
         }
     }
-
-    /// <summary>Reads a transcript from the input or the <c>classify</c> method.</summary>
-    public object Parse(ReceivedMessage message)
-    {
-        string topic = message.Message.Topic;
-        ReadOnlySequence<byte> payload = message.Message.Payload;
-        if (IotHubTopics.MethodName(topic) == "classify")
-        {
-            string rid = IotHubTopics.QueryValue(topic, "$rid") ?? "";
-            return ParseMethod(topic, payload, IotHubTopics.MethodResponse(200, rid), IotHubTopics.MethodResponse(400, rid));
-        }
-        string? input = Topics.InputName(topic);
-        if (input is not null && (Topics.ModuleId is null || input == _settings.Azure.InputName))
-        {
-            return AzurePayloads.AsAzure(_native.Parse(topic, payload, _settings.MaxPayloadBytes, null, null), null);
-        }
-        string reason = input is null ? $"no protocol reads topic {topic}" : $"no transcripts are read from input '{input}' (Azure:InputName is '{_settings.Azure.InputName}')";
-        return new RequestError(ProtocolProfile.Azure, PayloadReader.DerivedId(topic, payload), reason, _settings.SiteId);
-    }
-
-    private object ParseMethod(string topic, ReadOnlySequence<byte> payload, string ok, string bad) =>
-        AzurePayloads.MethodRequest(topic, payload, _settings.MaxPayloadBytes, _settings.SiteId, _native, ok, bad);
-
-    /// <summary>The native protocol's result JSON, on the output (or as the classify method's response).</summary>
-    public OutgoingMessage Result(TranscriptRequest request, IntentResult result, double elapsedMilliseconds) =>
-        _native.Result(request, result, elapsedMilliseconds) with { Topic = request.ResponseTopic ?? _outputTopic, CorrelationData = null };
-
-    public OutgoingMessage Error(RequestError error) =>
-        _native.Error(error) with { Topic = error.ResponseTopic ?? _errorTopic, CorrelationData = null };
 
     /// <summary>The module's own messages (telemetry) go out on the telemetry output: the hub accepts no other topics.</summary>
     public OutgoingMessage Telemetry(OutgoingMessage message) => message with { Topic = _telemetryTopic, Retain = false };
@@ -309,7 +286,7 @@ internal readonly record struct DesiredState(double? Threshold, string? IntentsY
 internal static class AzurePayloads
 {
     /// <summary>A <c>classify</c> call: the payload is a JSON string (the transcript) or the native request object.</summary>
-    public static object MethodRequest(string topic, ReadOnlySequence<byte> payload, int maxBytes, string siteId, NativeProtocol native, string ok, string bad)
+    public static ParsedMessage MethodRequest(string topic, ReadOnlySequence<byte> payload, int maxBytes, string siteId, NativeProtocol native, string ok, string bad)
     {
         if (PayloadReader.TryReadText(payload, maxBytes, out string text, out _) && text.TrimStart().StartsWith('"'))
         {
@@ -331,11 +308,11 @@ internal static class AzurePayloads
         return AsAzure(native.Parse(topic, payload, maxBytes, ok, null), bad);
     }
 
-    public static object AsAzure(object parsed, string? errorTopic) => parsed switch
+    public static ParsedMessage AsAzure(ParsedMessage parsed, string? errorTopic) => parsed switch
     {
         TranscriptRequest request => request with { Profile = ProtocolProfile.Azure },
         RequestError error => error with { Profile = ProtocolProfile.Azure, ResponseTopic = errorTopic },
-        _ => parsed,
+        _ => throw new UnreachableException(),
     };
 
     /// <summary>

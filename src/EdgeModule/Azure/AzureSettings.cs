@@ -1,4 +1,5 @@
-using EdgeSlm.EdgeModule.Hosting;
+using EdgeSlm.EdgeModule.Configuration;
+using EdgeSlm.EdgeModule.Messaging;
 
 namespace EdgeSlm.EdgeModule.Azure;
 

@@ -1,9 +1,8 @@
 using System.Security.Cryptography.X509Certificates;
-using EdgeSlm.EdgeModule.Hosting;
 using EdgeSlm.EdgeModule.Messaging;
-using Microsoft.Extensions.Logging;
-using MQTTnet;
 using MQTTnet.Formatter;
+using MQTTnet;
+using Microsoft.Extensions.Logging;
 
 namespace EdgeSlm.EdgeModule.Azure;
 

@@ -1,9 +1,11 @@
 using System.Globalization;
-using EdgeSlm.EdgeModule.Conversion;
-using EdgeSlm.EdgeModule.Intents;
-using EdgeSlm.EdgeModule.Model;
-using EdgeSlm.EdgeModule.Module;
+using EdgeSlm.EdgeModule.Inference;
 using EdgeSlm.EdgeModule.Protocols;
+using EdgeSlm.Intents.Definitions;
+using EdgeSlm.Intents.Features;
+using EdgeSlm.Intents.Recognition;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Conversion;
 
 namespace EdgeSlm.EdgeModule.Cli;
 

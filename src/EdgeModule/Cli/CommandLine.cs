@@ -1,7 +1,10 @@
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using EdgeSlm.Intents.Templates;
 using EdgeSlm.Kernels.Dispatch;
+using EdgeSlm.Models.Gguf;
+using EdgeSlm.Models.Onnx;
 
 namespace EdgeSlm.EdgeModule.Cli;
 
@@ -51,6 +54,8 @@ internal static class CommandLine
             return args switch
             {
                 [] or ["--help"] or ["-h"] or ["help"] => Print(output, Usage),
+                ["help", string verb] => Help(verb, output, error),
+                [string verb, .. var rest] when rest.Contains("--help") || rest.Contains("-h") => Help(verb, output, error),
                 ["--version"] or ["version"] => Print(output, VersionLine()),
                 ["info", "--cpu"] => Print(output, CpuReport()),
                 ["info", string file] when !file.StartsWith('-') => ModelCommands.Info(file, output),
@@ -69,13 +74,43 @@ internal static class CommandLine
         {
             return Fail(error, ExitUsage, e.Message);
         }
-        catch (Exception e) when (e is NotSupportedException or Gguf.GgufFormatException or Onnx.OnnxFormatException
+        catch (Exception e) when (e is NotSupportedException or GgufFormatException or OnnxFormatException
             or IOException or UnauthorizedAccessException or InvalidDataException or FormatException or ArgumentException
-            or Intents.Templates.IntentFileException or Intents.Templates.TemplateFormatException)
+            or IntentFileException or TemplateFormatException)
         {
             // Bad input ends with one line and a non-zero exit, never a stack trace.
             return Fail(error, ExitFailure, e.Message);
         }
+    }
+
+    /// <summary>Each command's own usage: its lines of <see cref="Usage"/>.</summary>
+    private static int Help(string verb, TextWriter output, TextWriter error)
+    {
+        string[] lines = Usage.Split('\n');
+        var own = new List<string>();
+        for (int i = 0; i < lines.Length; i++)
+        {
+            if (!lines[i].StartsWith($"  edgeslm {verb} ", StringComparison.Ordinal) && lines[i].TrimEnd() != $"  edgeslm {verb}")
+            {
+                continue;
+            }
+            own.Add(lines[i].TrimEnd());
+            // The command's continuation lines are indented deeper than "  edgeslm".
+            for (int j = i + 1; j < lines.Length && lines[j].StartsWith("      ", StringComparison.Ordinal); j++)
+            {
+                own.Add(lines[j].TrimEnd());
+                i = j;
+            }
+        }
+        if (own.Count == 0)
+        {
+            return Fail(error, ExitUsage, $"Unknown command '{verb}'. Run 'edgeslm --help'.");
+        }
+        output.WriteLine("Usage:");
+        foreach (string line in own) output.WriteLine(line);
+        output.WriteLine();
+        output.WriteLine("Run 'edgeslm --help' for every command and the environment variables; README.md has every setting of run.");
+        return ExitOk;
     }
 
     private static string VersionLine()

@@ -1,9 +1,12 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
-using EdgeSlm.EdgeModule.Conversion;
-using EdgeSlm.EdgeModule.Intents;
-using EdgeSlm.EdgeModule.Model;
+using System.Text;
+using EdgeSlm.Intents.Classifiers;
+using EdgeSlm.Intents.Evaluation;
+using EdgeSlm.Intents.Examples;
+using EdgeSlm.Intents.Features;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Conversion;
 
 namespace EdgeSlm.EdgeModule.Cli;
 

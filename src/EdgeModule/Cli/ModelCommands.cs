@@ -1,11 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using EdgeSlm.EdgeModule.Conversion;
-using EdgeSlm.EdgeModule.Gguf;
-using EdgeSlm.EdgeModule.Model;
-using EdgeSlm.EdgeModule.Onnx;
 using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Kernels.Quantization;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Conversion;
+using EdgeSlm.Models.Gguf;
+using EdgeSlm.Models.Onnx;
+using EdgeSlm.Models.Tokenizers;
 
 namespace EdgeSlm.EdgeModule.Cli;
 

@@ -1,12 +1,15 @@
 using System.Diagnostics;
 using System.Text;
+using EdgeSlm.EdgeModule.Configuration;
 using EdgeSlm.EdgeModule.Hosting;
-using EdgeSlm.EdgeModule.Module;
+using EdgeSlm.EdgeModule.Messaging;
+using EdgeSlm.EdgeModule.Protocols;
+using EdgeSlm.EdgeModule.Service;
+using MQTTnet.Protocol;
+using MQTTnet;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using MQTTnet;
-using MQTTnet.Protocol;
 
 namespace EdgeSlm.EdgeModule.Cli;
 
@@ -68,7 +71,7 @@ internal static class ModuleCommands
         {
             address = address with { Port = settings.Mqtt.EmbeddedPort };
         }
-        string topic = $"edgeslm/{settings.SiteId}/status";
+        string topic = new ModuleTopics(settings.SiteId).Status;
         string status = HealthStatusAsync(settings, address, topic, TimeSpan.FromSeconds(timeout)).GetAwaiter().GetResult();
         if (status == "online")
         {
@@ -143,8 +146,8 @@ internal static class ModuleCommands
             return Task.CompletedTask;
         };
         await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", port).WithClientId("edgeslm-demo").Build());
-        await client.SubscribeAsync($"edgeslm/{siteId}/intent", MqttQualityOfServiceLevel.AtLeastOnce);
-        await client.SubscribeAsync($"edgeslm/{siteId}/error", MqttQualityOfServiceLevel.AtLeastOnce);
+        await client.SubscribeAsync(new ModuleTopics(siteId).Intent, MqttQualityOfServiceLevel.AtLeastOnce);
+        await client.SubscribeAsync(new ModuleTopics(siteId).Error, MqttQualityOfServiceLevel.AtLeastOnce);
         for (int i = 0; i < sentences.Length; i++)
         {
             string request = Encoding.UTF8.GetString(Protocols.JsonFields.Object(w =>
@@ -153,7 +156,7 @@ internal static class ModuleCommands
                 w.WriteString("text", sentences[i]);
             }));
             output.WriteLine($"> edgeslm/{siteId}/transcript {request}");
-            await client.PublishStringAsync($"edgeslm/{siteId}/transcript", request, MqttQualityOfServiceLevel.AtLeastOnce);
+            await client.PublishStringAsync(new ModuleTopics(siteId).Transcript, request, MqttQualityOfServiceLevel.AtLeastOnce);
             string answer = await answers[$"demo-{i + 1}"].Task.WaitAsync(TimeSpan.FromSeconds(60));
             output.WriteLine($"< edgeslm/{siteId}/intent {answer}");
         }

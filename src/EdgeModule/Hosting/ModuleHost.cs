@@ -1,11 +1,12 @@
-using EdgeSlm.EdgeModule.Module;
+using EdgeSlm.EdgeModule.Configuration;
+using EdgeSlm.EdgeModule.Service;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting.Systemd;
-using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Logging;
 
 namespace EdgeSlm.EdgeModule.Hosting;
 

@@ -1,10 +1,8 @@
 using System.Security.Cryptography.X509Certificates;
-using EdgeSlm.EdgeModule.Hosting;
-using EdgeSlm.EdgeModule.Protocols;
-using Microsoft.Extensions.Logging;
-using MQTTnet;
 using MQTTnet.Formatter;
 using MQTTnet.Protocol;
+using MQTTnet;
+using Microsoft.Extensions.Logging;
 
 namespace EdgeSlm.EdgeModule.Messaging;
 

@@ -1,7 +1,8 @@
 using System.Buffers;
 using System.Text.Json;
-using EdgeSlm.EdgeModule.Intents;
-using EdgeSlm.EdgeModule.Intents.Slots;
+using EdgeSlm.EdgeModule.Messaging;
+using EdgeSlm.Intents.Recognition;
+using EdgeSlm.Intents.Slots;
 
 namespace EdgeSlm.EdgeModule.Protocols;
 
@@ -11,7 +12,7 @@ namespace EdgeSlm.EdgeModule.Protocols;
 /// <c>hermes/error/nlu</c> (Rhasspy's topic; Snips used <c>hermes/nlu/error</c>, hence configurable). Rhasspy sends
 /// every field, null when unset, and so do we.
 /// </summary>
-public sealed class HermesProtocol(string errorTopic)
+public sealed class HermesProtocol(string errorTopic) : MessageProtocol
 {
     public const string QueryTopic = "hermes/nlu/query";
     public const string IntentParsedTopic = "hermes/nlu/intentParsed";
@@ -22,7 +23,19 @@ public sealed class HermesProtocol(string errorTopic)
 
     public static string IntentTopic(string intentName) => $"hermes/intent/{intentName}";
 
-    public object Parse(string topic, ReadOnlySequence<byte> payload, int maxBytes)
+    public override ProtocolProfile Profile => ProtocolProfile.Hermes;
+
+    public override IEnumerable<string> Subscriptions(string share) => [share + QueryTopic];
+
+    public override bool Reads(string topic) => topic == QueryTopic;
+
+    public override ParsedMessage Parse(ReceivedMessage message, int maxPayloadBytes) =>
+        Parse(message.Message.Topic, message.Message.Payload, maxPayloadBytes);
+
+    public override IEnumerable<OutgoingMessage> Answers(TranscriptRequest request, IntentResult result, double elapsedMilliseconds) =>
+        Results(request, result);
+
+    public ParsedMessage Parse(string topic, ReadOnlySequence<byte> payload, int maxBytes)
     {
         string derivedId = PayloadReader.DerivedId(topic, payload);
         if (!PayloadReader.TryReadText(payload, maxBytes, out string text, out string reason))
@@ -110,7 +123,7 @@ public sealed class HermesProtocol(string errorTopic)
         }));
     }
 
-    public OutgoingMessage Error(RequestError error) => new(ErrorTopic, JsonFields.Object(w =>
+    public override OutgoingMessage Error(RequestError error) => new(ErrorTopic, JsonFields.Object(w =>
     {
         w.WriteString("error", error.Reason);
         w.WriteString("siteId", error.SiteId);
@@ -198,4 +211,11 @@ public sealed class HermesProtocol(string errorTopic)
     }
 
     private static string Shorten(string text) => text.Length <= 200 ? text : text[..200] + "…";
+}
+
+/// <summary>The <c>Hermes</c> section.</summary>
+public sealed class HermesSettings
+{
+    /// <summary>Rhasspy's <c>hermes/error/nlu</c>; Snips used <c>hermes/nlu/error</c>.</summary>
+    public string ErrorTopic { get; set; } = HermesProtocol.DefaultErrorTopic;
 }

@@ -1,4 +1,5 @@
-using EdgeSlm.EdgeModule.Intents;
+using EdgeSlm.EdgeModule.Messaging;
+using EdgeSlm.Intents.Recognition;
 
 namespace EdgeSlm.EdgeModule.Protocols;
 
@@ -10,7 +11,7 @@ public static class HomeAssistantDiscovery
 {
     public const string NotRecognized = "not_recognized";
 
-    public static string EventTopic(string siteId) => $"edgeslm/{siteId}/event";
+    public static string EventTopic(string siteId) => new ModuleTopics(siteId).Event;
 
     public static OutgoingMessage Config(string prefix, string siteId, IEnumerable<string> intents)
     {
@@ -24,7 +25,7 @@ public static class HomeAssistantDiscovery
             w.WriteStartArray("event_types");
             foreach (string intent in intents.Append(NotRecognized)) w.WriteStringValue(intent);
             w.WriteEndArray();
-            w.WriteString("availability_topic", $"edgeslm/{siteId}/status");
+            w.WriteString("availability_topic", new ModuleTopics(siteId).Status);
             w.WriteString("payload_available", "online");
             w.WriteString("payload_not_available", "offline");
             w.WriteStartObject("device");
@@ -46,4 +47,13 @@ public static class HomeAssistantDiscovery
         foreach (var slot in result.Slots) w.WriteString(slot.Slot, slot.Value);
         w.WriteEndObject();
     }));
+}
+
+/// <summary>The <c>HomeAssistant</c> section.</summary>
+public sealed class HomeAssistantSettings
+{
+    /// <summary>Publish a retained MQTT discovery config for an event entity whose event types are the intents.</summary>
+    public bool Discovery { get; set; }
+
+    public string DiscoveryPrefix { get; set; } = "homeassistant";
 }

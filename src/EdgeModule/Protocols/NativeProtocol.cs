@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
-using EdgeSlm.EdgeModule.Intents;
+using EdgeSlm.EdgeModule.Messaging;
+using EdgeSlm.Intents.Recognition;
 
 namespace EdgeSlm.EdgeModule.Protocols;
 
@@ -10,13 +11,27 @@ namespace EdgeSlm.EdgeModule.Protocols;
 /// <c>edgeslm/&lt;siteId&gt;/error</c>. An MQTT 5 response topic, when the request has one, receives the answer
 /// instead, with the request's correlation data.
 /// </summary>
-public sealed class NativeProtocol(string siteId)
+public sealed class NativeProtocol(string siteId) : MessageProtocol
 {
-    public string TranscriptTopic { get; } = $"edgeslm/{siteId}/transcript";
-    public string IntentTopic { get; } = $"edgeslm/{siteId}/intent";
-    public string ErrorTopic { get; } = $"edgeslm/{siteId}/error";
+    private readonly ModuleTopics _topics = new(siteId);
 
-    public object Parse(string topic, ReadOnlySequence<byte> payload, int maxBytes, string? responseTopic, byte[]? correlationData)
+    public string TranscriptTopic => _topics.Transcript;
+    public string IntentTopic => _topics.Intent;
+    public string ErrorTopic => _topics.Error;
+
+    public override ProtocolProfile Profile => ProtocolProfile.Native;
+
+    public override IEnumerable<string> Subscriptions(string share) => [share + TranscriptTopic];
+
+    public override bool Reads(string topic) => topic == TranscriptTopic;
+
+    public override ParsedMessage Parse(ReceivedMessage message, int maxPayloadBytes) =>
+        Parse(message.Message.Topic, message.Message.Payload, maxPayloadBytes, message.Message.ResponseTopic, message.Message.CorrelationData);
+
+    public override IEnumerable<OutgoingMessage> Answers(TranscriptRequest request, IntentResult result, double elapsedMilliseconds) =>
+        [Result(request, result, elapsedMilliseconds)];
+
+    public ParsedMessage Parse(string topic, ReadOnlySequence<byte> payload, int maxBytes, string? responseTopic, byte[]? correlationData)
     {
         string derivedId = PayloadReader.DerivedId(topic, payload);
         if (!PayloadReader.TryReadText(payload, maxBytes, out string text, out string reason))
@@ -74,7 +89,7 @@ public sealed class NativeProtocol(string siteId)
             writer.WriteNumber("elapsedMs", Math.Round(elapsedMilliseconds, 2));
         }), CorrelationData: request.CorrelationData);
 
-    public OutgoingMessage Error(RequestError error) =>
+    public override OutgoingMessage Error(RequestError error) =>
         new(error.ResponseTopic ?? ErrorTopic, JsonFields.Object(writer =>
         {
             writer.WriteString("error", error.Reason);

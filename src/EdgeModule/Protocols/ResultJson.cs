@@ -1,8 +1,8 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
-using EdgeSlm.EdgeModule.Intents;
-using EdgeSlm.EdgeModule.Intents.Slots;
+using System.Text;
+using EdgeSlm.Intents.Recognition;
+using EdgeSlm.Intents.Slots;
 
 namespace EdgeSlm.EdgeModule.Protocols;
 

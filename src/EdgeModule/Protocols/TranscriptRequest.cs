@@ -11,6 +11,14 @@ public enum ProtocolProfile
     Azure = 4,
 }
 
+/// <summary>What a protocol reads from a message: a <see cref="TranscriptRequest"/> or a <see cref="RequestError"/>, nothing else.</summary>
+public abstract record ParsedMessage
+{
+    private protected ParsedMessage()
+    {
+    }
+}
+
 /// <summary>
 /// One utterance to classify, whichever protocol brought it. <see cref="Id"/> is the sender's request id, or one
 /// derived from the message itself so that a redelivered duplicate carries the same id.
@@ -27,11 +35,8 @@ public sealed record TranscriptRequest(
     byte[]? CorrelationData = null,
     float? AsrConfidence = null,
     string? Lang = null,
-    bool IdGiven = true);
+    bool IdGiven = true) : ParsedMessage;
 
 /// <summary>A message that cannot be classified: why, and as much of the request as could be read.</summary>
 public sealed record RequestError(ProtocolProfile Profile, string Id, string Reason, string SiteId, string? SessionId = null, string? Context = null,
-    string? ResponseTopic = null, byte[]? CorrelationData = null);
-
-/// <summary>A message published by the module.</summary>
-public sealed record OutgoingMessage(string Topic, byte[] Payload, bool Retain = false, byte[]? CorrelationData = null, string? ContentType = "application/json");
+    string? ResponseTopic = null, byte[]? CorrelationData = null) : ParsedMessage;

@@ -6,7 +6,7 @@ namespace EdgeSlm.EdgeModule.Telemetry;
 /// <summary>
 /// Gathers one <see cref="TelemetrySnapshot"/> per call: reads the CPU temperature (and hands it to the
 /// thermal governor, which therefore steps once per telemetry interval), reads the environment sensor if
-/// there is one, and takes the inference statistics. Publishing the JSON on <see cref="Topic"/> is the
+/// there is one, and takes the inference statistics. Publishing the JSON (on the site's telemetry topic) is the
 /// caller's job. The sensors stay owned by the caller.
 /// </summary>
 public sealed class TelemetryCollector
@@ -38,7 +38,6 @@ public sealed class TelemetryCollector
         ArgumentNullException.ThrowIfNull(statistics);
         ArgumentNullException.ThrowIfNull(governor);
         SiteId = siteId;
-        Topic = $"edgeslm/{siteId}/telemetry";
         _cpuTemperature = cpuTemperature;
         _environment = environment;
         _statistics = statistics;
@@ -49,8 +48,6 @@ public sealed class TelemetryCollector
 
     public string SiteId { get; }
 
-    /// <summary>edgeslm/&lt;siteId&gt;/telemetry</summary>
-    public string Topic { get; }
 
     public TelemetrySnapshot Collect()
     {

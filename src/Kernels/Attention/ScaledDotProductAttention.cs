@@ -1,7 +1,8 @@
 using System.Diagnostics;
-using System.Numerics;
 using System.Numerics.Tensors;
+using System.Numerics;
 using System.Runtime.Intrinsics;
+using EdgeSlm.Kernels.Dispatch;
 
 namespace EdgeSlm.Kernels.Attention;
 
@@ -27,7 +28,7 @@ public static unsafe class ScaledDotProductAttention
     /// <paramref name="scores"/> is scratch of at least heads · tokens floats.
     /// </summary>
     public static void Compute(ReadOnlySpan<float> query, ReadOnlySpan<float> key, ReadOnlySpan<float> value, Span<float> context,
-        int tokens, int heads, int headSize, float scale, Span<float> scores)
+        int tokens, int heads, int headSize, float scale, Span<float> scores, FloatPath? path = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(tokens);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
@@ -43,15 +44,17 @@ public static unsafe class ScaledDotProductAttention
         }
         fixed (float* q = query, k = key, v = value, c = context, s = scores)
         {
-            Best(q, k, v, c, tokens, heads, headSize, scale, s);
+            TierOf(path ?? FloatPaths.Default)(q, k, v, c, tokens, heads, headSize, scale, s);
         }
     }
 
-    /// <summary>The widest tier this CPU accelerates.</summary>
-    private static readonly Tier Best =
-        Vector512.IsHardwareAccelerated ? ComputeVector512
-        : Vector.IsHardwareAccelerated ? ComputeVector
-        : ComputeReference;
+    /// <summary>The tier of <paramref name="path"/>, or the widest below it that this CPU accelerates.</summary>
+    public static Tier TierOf(FloatPath path) => path switch
+    {
+        FloatPath.Vector512 when Vector512.IsHardwareAccelerated => ComputeVector512,
+        FloatPath.Vector or FloatPath.Vector512 when Vector.IsHardwareAccelerated => ComputeVector,
+        _ => ComputeReference,
+    };
 
     /// <summary>The definition, one score, exponential and product at a time.</summary>
     internal static void ComputeReference(float* query, float* key, float* value, float* context, int tokens, int heads, int headSize, float scale, float* scores)

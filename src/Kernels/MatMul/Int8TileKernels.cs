@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
+using System.Runtime.Intrinsics;
 using EdgeSlm.Kernels.Formats;
 using EdgeSlm.Kernels.Quantization;
 
@@ -497,8 +497,7 @@ internal readonly unsafe struct Vector256Tiles<TFormat, TDot> : ITileKernels
 /// Software prefetch for the 8- and 16-row kernels: while a tile is multiplied block by block, the next tile's
 /// weights (its rows are contiguous) are prefetched in as many equal parts as there are blocks. In the encoder each
 /// product starts with its weights in no cache, and the hardware prefetchers do not follow 8 or 16 rows read 18 or
-/// 34 bytes at a time: measured with caches flushed before each call (kernel-ab, KERNEL_AB_EVICT_KB), the tiled
-/// kernels ran at 0.43-0.81 of their speed on cached weights without it (the 16-row one lost most).
+/// 34 bytes at a time (docs/kernels.md, "Measurements behind the code").
 /// </summary>
 internal readonly unsafe struct TilePrefetch
 {
@@ -575,7 +574,7 @@ internal static unsafe class Vector256RowTiles8<TFormat, TDot>
     private static void Tile(in MatMulArgs args, int row, int firstToken, int tokens)
     {
         // Both buffers 64-byte aligned: the stack is only 16-byte aligned, and a vector split across cache lines
-        // made the whole kernel slower than the 4-row one in the model (not in a benchmark calling it directly).
+        // costs more than the tile saves (docs/kernels.md).
         byte* stack = stackalloc byte[(MaxTokens + 16) * 32 + 63];
         var sums = (Vector256<float>*)(((nint)stack + 63) & ~(nint)63);
         for (int i = 0; i < tokens; i++)
@@ -802,8 +801,8 @@ internal static unsafe class Vector512RowTiles16<TFormat> where TFormat : struct
             next.Block(b);
 
             // Each format's groups are called from here, not through one Group that branches on the format: with
-            // both behind one method the JIT's inline budget for Tile ran out and Products was called out of line
-            // (2.5× the time). Check the listing (jit-kernels, DOTNET_JitDisasm) for calls after changing these.
+            // both behind one method the JIT's inline budget for Tile runs out and Products is called out of line.
+            // Check the listing (jit-kernels, DOTNET_JitDisasm) for calls after changing these.
             int t = 0;
             if (TFormat.BlockBytes == BlockQ4_0.Bytes)
             {

@@ -1,3 +1,5 @@
+using EdgeSlm.Kernels.Quantization;
+
 namespace EdgeSlm.Kernels.MatMul;
 
 /// <summary>One quantized matrix multiplication as the kernels see it: y[t, r] = Σ_k W[r, k] · x[t, k].</summary>

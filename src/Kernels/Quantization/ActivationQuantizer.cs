@@ -1,8 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using EdgeSlm.Kernels.Formats;
+using System.Runtime.Intrinsics;
 
 namespace EdgeSlm.Kernels.Quantization;
 

@@ -18,11 +18,11 @@ internal sealed class WorkerPool : IDisposable
 
     // Between jobs a worker busy-waits this long, then parks. A forward pass has gaps of tens to hundreds of
     // microseconds between its products (attention, norms, GELU), and a worker parked in one joins the next
-    // product only after an event signal and a wake-up: on the 2-core x64 VM, spinning 50 µs had workers park
-    // about seven times per utterance and quiet 2-thread medians about 15% slower than spinning 1 ms. It does
-    // not yield in between: on an oversubscribed machine a yield hands the core to another process for a whole
-    // time slice, after which the caller has usually done the job alone. The clock, not an iteration count,
-    // bounds the spin, so an idle module costs no CPU from 1 ms after its last product.
+    // product only after an event signal and a wake-up, so the spin must outlast those gaps (docs/kernels.md,
+    // "Measurements behind the code"). It does not yield in between: on an oversubscribed machine a yield hands
+    // the core to another process for a whole time slice, after which the caller has usually done the job alone.
+    // The clock, not an iteration count, bounds the spin, so an idle module costs no CPU from 1 ms after its last
+    // product.
     private static readonly long WorkerSpinTicks = Stopwatch.Frequency / 1000;
 
     // Once the caller finds nothing left to claim it spins for chunks still running on workers for about two of

@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
-using EdgeSlm.EdgeModule.Conversion;
-using EdgeSlm.EdgeModule.Model;
-using EdgeSlm.EdgeModule.Onnx;
+using System.Text;
 using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Conversion;
+using EdgeSlm.Models.Onnx;
+using EdgeSlm.Models.Tokenizers;
 
 namespace EdgeSlm.Benchmarks.Embed;
 
@@ -140,7 +141,7 @@ internal static class EmbedBenchmark
     /// <summary>Utterances of 5 to 20 tokens from the four datasets' train files, the same every run.</summary>
     internal static string[] Utterances(int count)
     {
-        string datasets = Path.GetFullPath(Path.Combine(RepositoryRoot(), "..", "shared", "datasets"));
+        string datasets = Path.Combine(RepositoryRoot(), "tests", "data");
         var tokenizer = new WordPieceTokenizer(BundledModel.MiniLM.ReadVocabulary(), 512);
         var result = new List<string>();
         foreach (string file in new[] { "snips2017", "hwu64", "clinc150", "ha_intents_en" })

@@ -1,10 +1,11 @@
-using EdgeSlm.EdgeModule.Conversion;
-using EdgeSlm.EdgeModule.Model;
-using LLama;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Conversion;
+using EdgeSlm.Models.Tokenizers;
 using LLama.Common;
 using LLama.Native;
-using Microsoft.ML.OnnxRuntime;
+using LLama;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using Microsoft.ML.OnnxRuntime;
 
 namespace EdgeSlm.Benchmarks.Embed;
 

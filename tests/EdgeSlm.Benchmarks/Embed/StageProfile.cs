@@ -1,7 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using EdgeSlm.EdgeModule.Model;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Tokenizers;
 
 namespace EdgeSlm.Benchmarks.Embed;
 

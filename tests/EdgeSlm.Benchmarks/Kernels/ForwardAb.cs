@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using EdgeSlm.Benchmarks.Embed;
-using EdgeSlm.EdgeModule.Model;
 using EdgeSlm.Kernels.Dispatch;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Tokenizers;
 
 namespace EdgeSlm.Benchmarks.Kernels;
 

@@ -1,3 +1,4 @@
+using EdgeSlm.Kernels.Quantization;
 using EdgeSlm.Kernels.Dispatch;
 using EdgeSlm.Kernels.Formats;
 using EdgeSlm.Kernels.MatMul;

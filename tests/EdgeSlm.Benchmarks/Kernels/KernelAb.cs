@@ -2,6 +2,7 @@ using System.Diagnostics;
 using EdgeSlm.Kernels.Dispatch;
 using EdgeSlm.Kernels.Formats;
 using EdgeSlm.Kernels.MatMul;
+using EdgeSlm.Models.Bert;
 
 namespace EdgeSlm.Benchmarks.Kernels;
 
@@ -124,7 +125,7 @@ internal static unsafe class KernelAb
         string? model = Environment.GetEnvironmentVariable("KERNEL_AB_TENSORS");
         if (model is not null)
         {
-            using var bert = EdgeSlm.EdgeModule.Model.BertModel.Load("/tmp/edgeslm-bench-minilm-q4_0.gguf");
+            using var bert = EdgeSlm.Models.Bert.BertModel.Load("/tmp/edgeslm-bench-minilm-q4_0.gguf");
             foreach (var layer in bert.LinearLayers.Where(l => model == "all" || model.Split(',').Contains(l.Name)))
             {
                 RealWeights = layer.Quantized!;

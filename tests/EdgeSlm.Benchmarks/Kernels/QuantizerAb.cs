@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using System.Runtime.Intrinsics;
 using EdgeSlm.Kernels.Quantization;
 
 namespace EdgeSlm.Benchmarks.Kernels;

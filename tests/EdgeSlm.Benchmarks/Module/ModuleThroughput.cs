@@ -1,12 +1,12 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using System.Net.Sockets;
-using System.Text;
+using System.Net;
 using System.Text.Json;
-using MQTTnet;
+using System.Text;
 using MQTTnet.Protocol;
+using MQTTnet;
 
 namespace EdgeSlm.Benchmarks.Module;
 
@@ -30,7 +30,7 @@ internal static class ModuleThroughput
     {
         string[] sentences = Sentences(Math.Max(count, 1000));
         var table = new StringBuilder();
-        table.AppendLine($"Bundled MiniLM q4_0, sample home intents, native protocol, QoS 1 through mosquitto on loopback; real utterances from the shared train splits. Load average at the start: {LoadAverage()}.");
+        table.AppendLine($"Bundled MiniLM q4_0, sample home intents, native protocol, QoS 1 through mosquitto on loopback; real utterances from the train splits in tests/data. Load average at the start: {LoadAverage()}.");
         table.AppendLine();
         table.AppendLine($"| threads | load | transcripts | per s | end-to-end p50 / p99 / max ms | in module p50 / p99 / max ms | RSS idle / peak MiB (ratio) | lost | shed |");
         table.AppendLine("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
@@ -256,7 +256,7 @@ internal static class ModuleThroughput
 
     private static string[] Sentences(int count)
     {
-        string datasets = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "..", "shared", "datasets"));
+        string datasets = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "data"));
         var all = new List<string>();
         foreach (string file in new[] { "ha_intents_en/train.jsonl", "snips2017/train.jsonl", "hwu64/train.jsonl" })
         {

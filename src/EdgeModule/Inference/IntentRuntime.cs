@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using EdgeSlm.EdgeModule.Configuration;
+using EdgeSlm.Intents.Definitions;
+using EdgeSlm.Intents.Features;
+using EdgeSlm.Intents.Recognition;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Conversion;
+using EdgeSlm.Models.Gguf;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeSlm.EdgeModule.Inference;
+
+/// <summary>What <see cref="IntentRuntime"/> loads and how it trains; the module's settings give it (<c>Model</c>, <c>Intents</c>, ...).</summary>
+/// <param name="Model">GGUF model file; null or empty: the bundled MiniLM, converted once into the cache.</param>
+/// <param name="Intents">Intents file or folder; null or empty: the built-in sample intents.</param>
+/// <param name="CacheDirectory">Converted models and trained heads; null or empty: <see cref="ModelCache.Directory"/>.</param>
+public sealed record RuntimeSettings(string? Model, string? Intents, int Threads, int MaxTokens, string? CacheDirectory, IntentEngineSettings Engine);
+
+/// <summary>
+/// The model and the current intent engine. Inference runs on one worker with its own encoder buffers; training
+/// runs on another set of buffers over the same memory-mapped weights, so a retrain never pauses inference. The
+/// new engine replaces the old one in one reference swap.
+/// </summary>
+public sealed class IntentRuntime : IDisposable
+{
+    private readonly BertModel[] _models;
+    private IntentEngineSettings _engineSettings;
+    private readonly string? _cacheDirectory;
+    private readonly int _threads;
+    private readonly int _maxTokens;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _training = new(1, 1);
+    private IntentEngine _engine;
+
+    private IntentRuntime(BertModel[] models, SentenceFeatures features, IntentEngine engine, IntentEngineSettings engineSettings, string? cacheDirectory, RuntimeSettings settings, string? modelWarning, ILogger logger)
+    {
+        _models = models;
+        Features = features;
+        _engine = engine;
+        _engineSettings = engineSettings;
+        _cacheDirectory = cacheDirectory;
+        _threads = settings.Threads;
+        _maxTokens = settings.MaxTokens;
+        ModelWarning = modelWarning;
+        ModelFile = string.IsNullOrWhiteSpace(settings.Model) || settings.Model.StartsWith(ModelCache.BundledPrefix, StringComparison.OrdinalIgnoreCase)
+            ? null : Path.GetFullPath(settings.Model);
+        _logger = logger;
+    }
+
+    /// <summary>The inference worker's encoder. Only the worker may call it.</summary>
+    public SentenceFeatures Features { get; }
+
+    public IntentEngine Engine => Volatile.Read(ref _engine);
+
+    /// <summary>The training settings in use; later retrains keep them.</summary>
+    public IntentEngineSettings EngineSettings => Volatile.Read(ref _engineSettings);
+
+    public string ModelDescription => string.Join(" + ", _models.Select(m => $"{m.Name} ({Path.GetFileName(m.Path)})"));
+
+    /// <summary>Why the model is not where it should be (a bundled model converted in memory because the cache could not be written); null when it is.</summary>
+    public string? ModelWarning { get; }
+
+    /// <summary>The model file the settings named (null for a bundled model): the module watches it.</summary>
+    public string? ModelFile { get; }
+
+    /// <summary>Loads the model (converting the bundled one on first use) and trains (or loads) the head.</summary>
+    public static IntentRuntime Start(RuntimeSettings settings, ILogger logger)
+    {
+        var clock = Stopwatch.StartNew();
+        string cache = string.IsNullOrWhiteSpace(settings.CacheDirectory) ? ModelCache.Directory : settings.CacheDirectory;
+        // Read into private memory rather than mapped: the file may be replaced or overwritten while we run.
+        BertModel model = ModelCache.LoadForModule(settings.Model, cache, out string? warning);
+        var models = new[] { model };
+        SentenceFeatures? features = null;
+        try
+        {
+            if (warning is not null)
+            {
+                logger.LogWarning("Model cache not writable: {Warning}", warning);
+            }
+            logger.LogInformation("Model {Model} loaded in {Milliseconds} ms", model.Name, clock.ElapsedMilliseconds);
+            if (settings.MaxTokens > model.Config.ContextLength)
+            {
+                throw new SettingsException($"MaxTokens: {settings.MaxTokens} is more than the model's context of {model.Config.ContextLength} tokens");
+            }
+            features = new SentenceFeatures(models, settings.Threads, settings.MaxTokens);
+            IntentDefinitions definitions = LoadDefinitions(settings.Intents);
+            IntentEngineSettings engineSettings = settings.Engine;
+            IntentEngine engine = IntentEngine.Train(features, definitions, engineSettings, cache);
+            Log(logger, engine);
+            return new IntentRuntime(models, features, engine, engineSettings, cache, settings, warning, logger);
+        }
+        catch
+        {
+            features?.Dispose();
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Checks the model file after it changed on disk: null when it is the model in use, otherwise what it is now
+    /// (valid but different: used from the next start; or why it cannot be used). The model in use is a private copy
+    /// and stays as it is either way.
+    /// </summary>
+    /// <exception cref="GgufFormatException">The file is not a usable model.</exception>
+    /// <exception cref="IOException">The file cannot be read (for example, it is gone).</exception>
+    public string? CheckModelFile()
+    {
+        if (ModelFile is null)
+        {
+            return null;
+        }
+        using BertModel candidate = BertModel.LoadIntoMemory(ModelFile);
+        BertModel current = _models[0];
+        if (candidate.FileBytes == current.FileBytes && candidate.GgufHeader.SequenceEqual(current.GgufHeader))
+        {
+            return null;
+        }
+        return $"{ModelFile} now holds a valid model ({candidate.Name}); the module keeps {current.Name} until it restarts";
+    }
+
+    public static IntentDefinitions LoadDefinitions(string? path) =>
+        string.IsNullOrWhiteSpace(path) ? SampleIntents.Load() : IntentDefinitions.Load(path);
+
+    /// <summary>Trains on new definitions in the background and swaps the engine in; the old one stays on failure.</summary>
+    public Task<IntentEngine> RetrainAsync(IntentDefinitions definitions, CancellationToken cancellation) =>
+        RetrainAsync(definitions, null, cancellation);
+
+    /// <summary>
+    /// Trains with new settings too (a threshold set at run time); they stay for later retrains once this one
+    /// succeeds. Retraining is how a setting changes because an engine is immutable once trained. Null: the
+    /// settings in use when this training starts.
+    /// </summary>
+    public async Task<IntentEngine> RetrainAsync(IntentDefinitions definitions, IntentEngineSettings? newSettings, CancellationToken cancellation)
+    {
+        await _training.WaitAsync(cancellation);
+        try
+        {
+            IntentEngineSettings settings = newSettings ?? EngineSettings;
+            return await Task.Run(() =>
+            {
+                using var features = new SentenceFeatures(_models, _threads, _maxTokens);
+                IntentEngine engine = IntentEngine.Train(features, definitions, settings, _cacheDirectory);
+                Volatile.Write(ref _engineSettings, settings);
+                Volatile.Write(ref _engine, engine);
+                Log(_logger, engine);
+                return engine;
+            }, cancellation);
+        }
+        finally
+        {
+            _training.Release();
+        }
+    }
+
+    private static void Log(ILogger logger, IntentEngine engine)
+    {
+        TrainingReport r = engine.Report;
+        logger.LogInformation("Intents from {Source}: {Intents} intents, {Examples} examples, {How} in {Seconds:F1} s, threshold {Threshold:F3}",
+            engine.Definitions.Source, r.Intents, r.Examples, r.FromCache ? "head loaded from cache" : "trained", r.Seconds, r.Threshold);
+        foreach (string problem in r.Problems.Take(5))
+        {
+            logger.LogWarning("Template skipped: {Problem}", problem);
+        }
+    }
+
+    public void Dispose()
+    {
+        Features.Dispose();
+        foreach (BertModel model in _models)
+        {
+            model.Dispose();
+        }
+        _training.Dispose();
+    }
+}

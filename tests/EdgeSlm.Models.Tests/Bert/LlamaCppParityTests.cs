@@ -1,0 +1,62 @@
+using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Kernels.Quantization;
+using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Conversion;
+using EdgeSlm.Models.Tokenizers;
+using EdgeSlm.Testing;
+using LLama.Common;
+using LLama.Native;
+using LLama;
+
+namespace EdgeSlm.Models.Tests.Bert;
+
+/// <summary>llama.cpp (through LLamaSharp and its CPU backend) loads the files we write and embeds as we do.</summary>
+public sealed class LlamaCppParityTests(ConvertedModels models, ITestOutputHelper output)
+{
+    static LlamaCppParityTests()
+    {
+        // llama.cpp logs every load step; keep warnings and errors only.
+        NativeLibraryConfig.All.WithLogCallback((level, message) =>
+        {
+            if (level is LLamaLogLevel.Warning or LLamaLogLevel.Error) Console.Error.Write(message);
+        });
+    }
+
+    [Theory]
+    [InlineData("f32")]
+    [InlineData("q4_0")]
+    public async Task Llama_cpp_loads_our_file_and_its_embeddings_agree_with_ours(string typeName)
+    {
+        QuantType type = QuantTypeTraits.Parse(typeName).Type;
+        string path = models.Path(BundledModel.MiniLM, type);
+        var parameters = new ModelParams(path)
+        {
+            Embeddings = true,
+            PoolingType = LLamaPoolingType.Mean,
+            ContextSize = 512,
+            BatchSize = 512,
+            UBatchSize = 512,
+            Threads = 1,
+            GpuLayerCount = 0,
+        };
+        using LLamaWeights weights = LLamaWeights.LoadFromFile(parameters);
+        using var embedder = new LLamaEmbedder(weights, parameters);
+
+        using BertModel model = BertModel.Load(path);
+        var tokenizer = new WordPieceTokenizer(model.Vocabulary, model.Config.ContextLength);
+        using var encoder = new BertEncoder(model);
+        var ours = new float[model.Config.HiddenSize];
+        var cosines = new List<double>();
+        foreach (string sentence in TestEnvironment.Sentences(40))
+        {
+            int[] ids = tokenizer.Encode(sentence);
+            encoder.Encode(ids, [ids.Length], ours);
+            IReadOnlyList<float[]> theirs = await embedder.GetEmbeddings(sentence, TestContext.Current.CancellationToken);
+            Assert.Single(theirs);
+            cosines.Add(Cosine.Of(ours, theirs[0]));
+            if (cosines[^1] < 0.999) output.WriteLine($"{cosines[^1]:F4} {sentence} ours [{string.Join(",", ids)}] theirs [{string.Join(",", weights.Tokenize(sentence, true, false, System.Text.Encoding.UTF8).Select(t => (int)t))}]");
+        }
+        output.WriteLine($"llama.cpp vs EdgeSlm on the same {typeName} file: mean cosine {cosines.Average():F6}, minimum {cosines.Min():F6}");
+        Assert.True(cosines.Min() >= 0.999, $"minimum cosine {cosines.Min():F6}");
+    }
+}
