@@ -4,7 +4,7 @@
 #
 #  1. installs Debian's afl++ and the SharpFuzz.CommandLine dotnet tool, if they are missing;
 #  2. publishes tests/EdgeSlm.Fuzz into artifacts/fuzz/app and instruments our assemblies there (edgeslm.dll,
-#     EdgeSlm.Kernels.dll; not the framework, not third-party libraries);
+#     EdgeSlm.Intents.dll, EdgeSlm.Models.dll, EdgeSlm.Kernels.dll; not the framework, not third-party libraries);
 #  3. runs afl-fuzz on each target (the list comes from the harness: `EdgeSlm.Fuzz list`) for FUZZ_SECONDS (60),
 #     starting from tests/EdgeSlm.Fuzz/corpus/<target>/, with a per-input timeout of FUZZ_TIMEOUT_MS (5000);
 #  4. prints `fuzz <target>: N execs, N paths, N crashes` per target and `fuzz: N passed, N failed` last. A target
@@ -48,7 +48,7 @@ dotnet publish tests/EdgeSlm.Fuzz -c Release -o "$APP" > "$OUT/build.log" 2>&1 \
 CORPUS=$OUT/corpus
 cp -r "$ROOT/tests/EdgeSlm.Fuzz/corpus" "$CORPUS"
 dotnet "$APP/EdgeSlm.Fuzz.dll" seeds "$CORPUS" > "$OUT/seeds.log" 2>&1 || { cat "$OUT/seeds.log" >&2; die "generating the binary seeds failed"; }
-for assembly in edgeslm.dll EdgeSlm.Kernels.dll; do
+for assembly in edgeslm.dll EdgeSlm.Intents.dll EdgeSlm.Models.dll EdgeSlm.Kernels.dll; do
     sharpfuzz "$APP/$assembly" >> "$OUT/instrument.log" 2>&1 \
         || { cat "$OUT/instrument.log" >&2; die "instrumenting $assembly failed"; }
 done
