@@ -1,6 +1,7 @@
 using EdgeSlm.EdgeModule.Azure;
 using EdgeSlm.EdgeModule.Protocols;
 using EdgeSlm.EdgeModule.Telemetry;
+using EdgeSlm.EdgeModule.Wyoming;
 
 namespace EdgeSlm.EdgeModule.Hosting;
 
@@ -19,7 +20,7 @@ public sealed class ModuleSettings
     /// <summary>Intents file or folder (hassil YAML, or JSONL examples); empty: the sample home intents built in.</summary>
     public string? Intents { get; set; }
 
-    /// <summary>Comma-separated protocol profiles: hermes, native; azure (the only one) when the Azure section is configured.</summary>
+    /// <summary>Comma-separated protocol profiles: hermes, native, wyoming (alone: no MQTT at all); azure (the only one) when the Azure section is configured.</summary>
     public string Profiles { get; set; } = "hermes,native";
 
     /// <summary>Inference threads (the thermal governor may lower them while the CPU is hot).</summary>
@@ -63,6 +64,9 @@ public sealed class ModuleSettings
     /// <summary>IoT Hub / IoT Edge: when configured, the module connects there instead of <c>Mqtt:Broker</c>.</summary>
     public AzureSettings Azure { get; set; } = new();
 
+    /// <summary>The Wyoming intent service (profile wyoming): port and limits.</summary>
+    public WyomingSettings Wyoming { get; set; } = new();
+
     public ProtocolProfile ParsedProfiles()
     {
         var profiles = ProtocolProfile.None;
@@ -73,7 +77,8 @@ public sealed class ModuleSettings
                 "hermes" => ProtocolProfile.Hermes,
                 "native" => ProtocolProfile.Native,
                 "azure" => ProtocolProfile.Azure,
-                _ => throw new SettingsException($"Profiles: unknown profile '{name}' (hermes, native, azure)"),
+                "wyoming" => ProtocolProfile.Wyoming,
+                _ => throw new SettingsException($"Profiles: unknown profile '{name}' (hermes, native, wyoming, azure)"),
             };
         }
         return profiles;
@@ -89,7 +94,7 @@ public sealed class ModuleSettings
         }
         try
         {
-            if (ParsedProfiles() == ProtocolProfile.None) errors.Add("Profiles: at least one of hermes, native");
+            if (ParsedProfiles() == ProtocolProfile.None) errors.Add("Profiles: at least one of hermes, native, wyoming");
         }
         catch (SettingsException e)
         {
@@ -113,6 +118,7 @@ public sealed class ModuleSettings
         }
         errors.AddRange(Telemetry.Validate());
         errors.AddRange(Azure.Validate());
+        errors.AddRange(Wyoming.Validate());
         if (Profiles.Contains("azure", StringComparison.OrdinalIgnoreCase) && !Azure.IsConfigured)
         {
             errors.Add("Profiles: azure needs Azure:ConnectionString or the IoT Edge environment (IOTEDGE_WORKLOADURI)");

@@ -7,6 +7,7 @@ using EdgeSlm.EdgeModule.Intents;
 using EdgeSlm.EdgeModule.Messaging;
 using EdgeSlm.EdgeModule.Protocols;
 using EdgeSlm.EdgeModule.Telemetry;
+using EdgeSlm.EdgeModule.Wyoming;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -34,6 +35,9 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     private MqttConnection? _connection;
     private Task _connectionLoop = Task.CompletedTask, _workerLoop = Task.CompletedTask;
     private readonly List<IDisposable> _watchers = [];
+    private WyomingServer? _wyoming;
+    // Runtime.Features (the encoder's buffers) serves one caller at a time: the MQTT worker and Wyoming's connections take turns.
+    private readonly Lock _inference = new();
 
     public IntentService(ModuleSettings settings, ModuleCounters counters, ILogger<IntentService> logger)
     {
@@ -71,6 +75,19 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _runtime = IntentRuntime.Start(_settings, _logger);
+        if (_profiles.HasFlag(ProtocolProfile.Wyoming))
+        {
+            StartWyoming();
+        }
+        if (_profiles == ProtocolProfile.Wyoming)
+        {
+            // Wyoming alone needs no broker: no MQTT connection, and status goes to the log.
+            _connectionLoop = _workerLoop = _wyoming!.Running;
+            WatchIntentsFile();
+            WatchModelFile();
+            _logger.LogInformation("EdgeSlm running: profile wyoming only (no MQTT), {Threads} threads", _settings.Threads);
+            return;
+        }
         if (_profiles == ProtocolProfile.Azure)
         {
             _azure = new AzureModule(_settings, IotHubConnector.Create(_settings.Azure, _settings.Mqtt, _logger), () => Runtime, _logger, _stopping.Token);
@@ -99,6 +116,33 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
         _logger.LogInformation("EdgeSlm running: site {Site}, profiles {Profiles}, broker {Broker}, {Threads} threads",
             _settings.SiteId, _settings.Profiles, address.Embedded ? $"embedded:{address.Port}" : $"{address.Host}:{address.Port}{(address.Tls ? " (TLS)" : "")}", _settings.Threads);
     }
+
+    private void StartWyoming()
+    {
+        var handler = new WyomingIntentHandler(ClassifyOneAsync, () => _runtime?.Engine, HomeAssistantIntents.ForIntents(_settings.Intents),
+            _settings.Wyoming, _logger, _counters.Inference);
+        _wyoming = new WyomingServer(_settings.Wyoming, handler, _logger);
+        try
+        {
+            _wyoming.Start();
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new SettingsException($"Wyoming:Port: cannot listen on {_settings.Wyoming.Address} port {_settings.Wyoming.Port} ({e.Message})");
+        }
+        _logger.LogInformation("Wyoming intent service listening on {Address} port {Port}", _settings.Wyoming.Address, _wyoming.Port);
+    }
+
+    /// <summary>Port of the Wyoming intent service, when the wyoming profile is on.</summary>
+    public int? WyomingPort => _wyoming?.Port;
+
+    private Task<IntentResult> ClassifyOneAsync(string text, CancellationToken cancellation) => Task.Run(() =>
+    {
+        lock (_inference)
+        {
+            return Runtime.Engine.Classify(Runtime.Features, [text])[0];
+        }
+    }, cancellation);
 
     private string ClientId() => string.IsNullOrWhiteSpace(_settings.Mqtt.ClientId) ? $"edgeslm-{_settings.SiteId}" : _settings.Mqtt.ClientId;
 
@@ -233,8 +277,14 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
         }
 
         long start = Stopwatch.GetTimestamp();
-        IntentResult[] results = requests.Count == 0 ? [] : Runtime.Engine.Classify(Runtime.Features,
-            requests.Select(r => r.Request.Text).ToArray(), requests.Select(r => r.Request.IntentFilter).ToArray());
+        IntentResult[] results = [];
+        if (requests.Count > 0)
+        {
+            lock (_inference)
+            {
+                results = Runtime.Engine.Classify(Runtime.Features, requests.Select(r => r.Request.Text).ToArray(), requests.Select(r => r.Request.IntentFilter).ToArray());
+            }
+        }
         double perUtterance = requests.Count == 0 ? 0 : Stopwatch.GetElapsedTime(start).TotalMilliseconds / requests.Count;
 
         int next = 0;
@@ -400,7 +450,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 
     private async Task PublishModelStatusAsync(string status, string? message)
     {
-        if (_azure is not null)
+        if (_azure is not null || _connection is null)
         {
             // IoT Hub closes a connection that publishes outside its topics: the log carries it there.
             _logger.LogInformation("Model status {Status}{Message}", status, message is null ? "" : ": " + message);
@@ -450,7 +500,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
             await PublishStatusAsync("training", null, null);
             IntentEngine engine = await Runtime.RetrainAsync(definitions, _stopping.Token);
             await PublishStatusAsync("ready", null, engine);
-            if (_settings.HomeAssistant.Discovery && _azure is null)
+            if (_settings.HomeAssistant.Discovery && _azure is null && _connection is not null)
             {
                 await PublishDiscoveryAsync(engine);
             }
@@ -472,6 +522,10 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
             await _azure.ReportTrainingAsync(status, error, engine);
             return;
         }
+        if (_connection is null)
+        {
+            return; // Wyoming alone: the log says it
+        }
         byte[] payload = JsonFields.Object(w => ResultJson.WriteTrainingStatus(w, status, error, engine, namesAsOneString: false));
         try
         {
@@ -485,6 +539,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         foreach (IDisposable watcher in _watchers) watcher.Dispose();
+        if (_wyoming is not null) await _wyoming.DisposeAsync();
         _stopping.Cancel();
         _queue.Writer.TryComplete();
         try
