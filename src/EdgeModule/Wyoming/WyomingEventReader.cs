@@ -40,9 +40,9 @@ public sealed class WyomingEventReader
     public WyomingEventReader(Stream stream, WyomingLimits limits)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        if (limits.MaxHeaderBytes < 1 || limits.MaxDataBytes < 0 || limits.MaxPayloadBytes < 0)
+        if (limits.MaxHeaderBytes is < 1 or > 64 * 1024 * 1024 || limits.MaxDataBytes < 0 || limits.MaxPayloadBytes < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(limits), limits, "the header limit must be positive and the others not negative");
+            throw new ArgumentOutOfRangeException(nameof(limits), limits, "the header limit must be 1 byte to 64 MiB (the line is buffered whole) and the others not negative");
         }
         _stream = stream;
         _limits = limits;
