@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Home Assistant sentences through EdgeSlm's Wyoming intent service against hassil 3.0.1 (Home Assistant's own
+# matcher, python3-hassil from Debian 13) on the same templates and fixtures (tests/data/ha_intents_en/templates):
+# intent right, intent and every slot value right, and the latency of one Wyoming request (p50/p99). A benchmark,
+# not a test: it prints a Markdown table (docs/wyoming.md keeps one) and writes every answer to OUTPUT_DIR.
+#
+#   tests/EdgeSlm.Benchmarks/wyoming-vs-hassil.sh [OUTPUT_DIR] [EDGESLM_BINARY]
+#
+# The sentences: a dev split carved from the shared ha_intents_en/train.jsonl (every 5th line, 165 sentences);
+# EdgeSlm never trains on that file (it learns from the templates), and the dataset's test split is never used.
+# Without EDGESLM_BINARY, src/EdgeModule is built in Release. Two modules run: the default (Home Assistant's
+# intents only) and one with Wyoming:HomeAssistantIntentsOnly=false.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+datasets=$(cd "$repo/../shared/datasets" && pwd)
+out=$(realpath -m "${1:-$repo/artifacts/wyoming-vs-hassil}")
+binary=${2:-}
+templates=$repo/tests/data/ha_intents_en/templates
+mkdir -p "$out"
+python=/usr/bin/python3
+[[ -x $python ]] || python=$(command -v python3)
+
+if [[ -z $binary ]]; then
+    dotnet build "$repo/src/EdgeModule" -c Release -o "$out/edgeslm" > "$out/build.log"
+    binary=$out/edgeslm/edgeslm
+fi
+packages=(python3-wyoming python3-hassil python3-unicode-rbnf)
+# hassil needs PyYAML; trixie's python3-yaml falls back to pure Python on another python3 version.
+"$python" -c 'import yaml' 2> /dev/null || packages+=(python3-yaml)
+site=$(bash "$repo/.ci/trixie-python.sh" "$out/trixie" "${packages[@]}" 2> "$out/fetch.log")
+
+"$python" - "$datasets/ha_intents_en/train.jsonl" "$out/dev.jsonl" <<'PY'
+import sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+open(sys.argv[2], "w", encoding="utf-8").write("".join(l + "\n" for i, l in enumerate(lines) if i % 5 == 4))
+PY
+
+free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+pids=()
+trap 'kill "${pids[@]}" 2> /dev/null || true' EXIT
+start() { # start PORT LOG EXTRA...: a module on the templates, its model cache in OUTPUT_DIR
+    local port=$1 log=$2
+    shift 2
+    EDGESLM_CACHE=$out/cache "$binary" run --profile wyoming --intents "$templates" --Wyoming:Address 127.0.0.1 --Wyoming:Port "$port" "$@" \
+        < /dev/null > "$log" 2>&1 &
+    pids+=($!)
+}
+wait_for() { # wait_for PORT
+    for _ in $(seq 900); do
+        "$python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1" 2> /dev/null && return 0
+        sleep 1
+    done
+    echo "the module on port $1 did not start; see $out/module-*.log" >&2
+    return 1
+}
+port=$(free_port)
+start "$port" "$out/module-default.log"
+wait_for "$port"   # the first start converts the model and trains; the second then loads both from the cache
+port_all=$(free_port)
+start "$port_all" "$out/module-every-intent.log" --Wyoming:HomeAssistantIntentsOnly false
+wait_for "$port_all"
+
+echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $("$binary" --version 2>&1 | head -1)" | tee "$out/table.md"
+PYTHONPATH=$site "$python" "$repo/tests/EdgeSlm.Benchmarks/Wyoming/wyoming_vs_hassil.py" --dev "$out/dev.jsonl" --templates "$templates" \
+    --port "$port" --port-all "$port_all" --out "$out/answers.jsonl" | tee -a "$out/table.md"
