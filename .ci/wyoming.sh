@@ -51,6 +51,18 @@ else
     finish
 fi
 
+# The zeroconf announcement: avahi's service file names the Wyoming service type and the default port.
+detail=$("$PYTHON" - deployment/avahi/edgeslm-wyoming.service src/EdgeModule/Wyoming/WyomingSettings.cs <<'PY' 2>&1
+import re, sys, xml.etree.ElementTree as ET
+service = ET.parse(sys.argv[1]).getroot().find("service")
+default = re.search(r"int Port \{ get; set; \} = (\d+);", open(sys.argv[2]).read()).group(1)
+kind, port = service.findtext("type"), service.findtext("port")
+print(f"{kind} on port {port}, Wyoming:Port defaults to {default}")
+sys.exit(0 if kind == "_wyoming._tcp" and port == default else 1)
+PY
+)
+check "deployment/avahi/edgeslm-wyoming.service announces _wyoming._tcp on the default port" "$?" "$detail"
+
 # --- 2. the module ------------------------------------------------------------------------------------------
 port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 args=(run --profile wyoming --intents "$ROOT/tests/data/ha_intents_en/templates" --Wyoming:Port "$port" --Wyoming:Address 127.0.0.1)

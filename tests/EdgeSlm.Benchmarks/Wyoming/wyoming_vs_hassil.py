@@ -116,8 +116,10 @@ async def main():
     rows = [json.loads(line) for line in Path(args.dev).read_text(encoding="utf-8").splitlines() if line.strip()]
     intents, slot_lists = load_hassil(Path(args.templates))
 
-    # One warm-up request each, not counted.
-    await ask_wyoming(args.port, "turn on the lights")
+    # Warm-up requests, not counted: a template match and paraphrases (the classifier's path), on each module.
+    for text in ["turn on the lights", "could you please switch off the kitchen switch", "how warm is it in the garage", "dim the hall a little"]:
+        for port in filter(None, [args.port, args.port_all]):
+            await ask_wyoming(port, text)
     recognize_best("turn on the lights", intents, slot_lists=slot_lists, language="en", best_slot_name="name")
 
     systems = {"EdgeSlm via Wyoming": [], "hassil 3.0.1": []}
