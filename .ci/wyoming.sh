@@ -5,11 +5,13 @@
 #
 #   bash .ci/wyoming.sh EDGESLM_BINARY
 #
-# Starts `EDGESLM_BINARY run --profile wyoming --intents tests/data/ha_intents_en/templates` on a free port (a
-# model cache of its own under artifacts/wyoming; EDGESLM_WYOMING_MODEL=FILE.gguf, when that file exists, skips converting the bundled model),
-# waits until it listens, runs the client, then checks that the module is still running. Prints one
-# `check passed: ...` / `check FAILED: ...` line per case and `wyoming: N passed, N failed` last; exits non-zero
-# when anything failed. Logs go to artifacts/wyoming/. Needs python3 (Debian 12's 3.11 is enough) and apt-get.
+# Starts `EDGESLM_BINARY run --profile wyoming --intents FOLDER` on a free port, FOLDER being Home Assistant's
+# templates (tests/data/ha_intents_en/templates) with deployment/homeassistant/out-of-scope.jsonl beside them, as
+# README.md tells a Home Assistant user to set it up (a model cache of its own under artifacts/wyoming;
+# EDGESLM_WYOMING_MODEL=FILE.gguf, when that file exists, skips converting the bundled model), waits until it
+# listens, runs the client, then checks that the module is still running. Prints one `check passed: ...` /
+# `check FAILED: ...` line per case and `wyoming: N passed, N failed` last; exits non-zero when anything failed.
+# Logs go to artifacts/wyoming/. Needs python3 (Debian 12's 3.11 is enough) and apt-get.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -64,8 +66,11 @@ PY
 check "deployment/avahi/edgeslm-wyoming.service announces _wyoming._tcp on the default port" "$?" "$detail"
 
 # --- 2. the module ------------------------------------------------------------------------------------------
+intents=$OUT/intents
+cp -r "$ROOT/tests/data/ha_intents_en/templates" "$intents"
+cp "$ROOT/deployment/homeassistant/out-of-scope.jsonl" "$intents/"
 port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-args=(run --profile wyoming --intents "$ROOT/tests/data/ha_intents_en/templates" --Wyoming:Port "$port" --Wyoming:Address 127.0.0.1)
+args=(run --profile wyoming --intents "$intents" --Wyoming:Port "$port" --Wyoming:Address 127.0.0.1)
 [[ ! -s ${EDGESLM_WYOMING_MODEL:-} ]] || args+=(--model "$EDGESLM_WYOMING_MODEL")
 mkdir -p "$OUT/cache"
 EDGESLM_CACHE=$OUT/cache "$BINARY" "${args[@]}" < /dev/null > "$OUT/module.log" 2>&1 &
@@ -80,7 +85,7 @@ while (( SECONDS - t0 < START_TIMEOUT )); do
     fi
     sleep 1
 done
-check "edgeslm run --profile wyoming --intents tests/data/ha_intents_en/templates listens (no broker)" "$listening" \
+check "edgeslm run --profile wyoming --intents <HA templates + out-of-scope examples> listens (no broker)" "$listening" \
     "port $port after $((SECONDS - t0)) s"
 if (( listening != 0 )); then
     tail -20 "$OUT/module.log" | sed 's/^/    /'

@@ -4,7 +4,8 @@
     PYTHONPATH=<python3-wyoming>/usr/lib/python3/dist-packages python3 wyoming-client.py --port PORT
 
 The module must be running with the wyoming profile on Home Assistant's English templates and fixtures
-(tests/data/ha_intents_en/templates). Prints one "check passed: ..." or "check FAILED: ..." line per case and
+(tests/data/ha_intents_en/templates) and deployment/homeassistant/out-of-scope.jsonl (none of the sentences
+below is in it). Prints one "check passed: ..." or "check FAILED: ..." line per case and
 "wyoming: N passed, N failed" last; exits non-zero when a check failed. .ci/wyoming.sh runs it.
 """
 
@@ -133,7 +134,7 @@ async def main():
 
     # not-recognized: its text is what Home Assistant says, the context is echoed
     async def not_recognized():
-        event = await request(host, port, transcript("my grandmother's recipe needs three eggs and a cup of flour", CONTEXT))
+        event = await request(host, port, transcript("which team is playing tonight", CONTEXT))
         ok = NotRecognized.is_type(event.type)
         answer = NotRecognized.from_event(event) if ok else None
         check("transcript outside every intent -> not-recognized with a text to say and the context echoed",

@@ -8,8 +8,10 @@
 #
 # The sentences: a dev split carved from the shared ha_intents_en/train.jsonl (every 5th line, 165 sentences);
 # EdgeSlm never trains on that file (it learns from the templates), and the dataset's test split is never used.
-# Without EDGESLM_BINARY, src/EdgeModule is built in Release. Two modules run: the default (Home Assistant's
-# intents only) and one with Wyoming:HomeAssistantIntentsOnly=false.
+# Then 30 sentences that are no command (Wyoming/out-of-scope-dev.txt, written here, none of them in
+# deployment/homeassistant/out-of-scope.jsonl). Without EDGESLM_BINARY, src/EdgeModule is built in Release. Three
+# modules run: on the templates as they are; on the templates with deployment/homeassistant/out-of-scope.jsonl
+# beside them (what README recommends); and that again with Wyoming:HomeAssistantIntentsOnly=false.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 datasets=$(cd "$repo/../shared/datasets" && pwd)
@@ -35,13 +37,18 @@ lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
 open(sys.argv[2], "w", encoding="utf-8").write("".join(l + "\n" for i, l in enumerate(lines) if i % 5 == 4))
 PY
 
+# The recommended intents folder: the templates and the examples of what is no command.
+rm -rf "$out/intents"
+cp -r "$templates" "$out/intents"
+cp "$repo/deployment/homeassistant/out-of-scope.jsonl" "$out/intents/"
+
 free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 pids=()
 trap 'kill "${pids[@]}" 2> /dev/null || true' EXIT
-start() { # start PORT LOG EXTRA...: a module on the templates, its model cache in OUTPUT_DIR
-    local port=$1 log=$2
-    shift 2
-    EDGESLM_CACHE=$out/cache "$binary" run --profile wyoming --intents "$templates" --Wyoming:Address 127.0.0.1 --Wyoming:Port "$port" "$@" \
+start() { # start PORT LOG INTENTS EXTRA...: a module, its model cache in OUTPUT_DIR
+    local port=$1 log=$2 intents=$3
+    shift 3
+    EDGESLM_CACHE=$out/cache "$binary" run --profile wyoming --intents "$intents" --Wyoming:Address 127.0.0.1 --Wyoming:Port "$port" "$@" \
         < /dev/null > "$log" 2>&1 &
     pids+=($!)
 }
@@ -53,13 +60,20 @@ wait_for() { # wait_for PORT
     echo "the module on port $1 did not start; see $out/module-*.log" >&2
     return 1
 }
+# One at a time: the first start converts the model, and each set of intents is trained once (then cached).
+port_templates=$(free_port)
+start "$port_templates" "$out/module-templates.log" "$templates"
+wait_for "$port_templates"
 port=$(free_port)
-start "$port" "$out/module-default.log"
-wait_for "$port"   # the first start converts the model and trains; the second then loads both from the cache
+start "$port" "$out/module-recommended.log" "$out/intents"
+wait_for "$port"
 port_all=$(free_port)
-start "$port_all" "$out/module-every-intent.log" --Wyoming:HomeAssistantIntentsOnly false
+start "$port_all" "$out/module-every-intent.log" "$out/intents" --Wyoming:HomeAssistantIntentsOnly false
 wait_for "$port_all"
 
 echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $("$binary" --version 2>&1 | head -1)" | tee "$out/table.md"
-PYTHONPATH=$site "$python" "$repo/tests/EdgeSlm.Benchmarks/Wyoming/wyoming_vs_hassil.py" --dev "$out/dev.jsonl" --templates "$templates" \
-    --port "$port" --port-all "$port_all" --out "$out/answers.jsonl" | tee -a "$out/table.md"
+PYTHONPATH=$site "$python" "$repo/tests/EdgeSlm.Benchmarks/Wyoming/wyoming_vs_hassil.py" --dev "$out/dev.jsonl" \
+    --out-of-scope "$repo/tests/EdgeSlm.Benchmarks/Wyoming/out-of-scope-dev.txt" --templates "$templates" \
+    --module "EdgeSlm, templates only=$port_templates" --module "EdgeSlm, templates + out-of-scope examples=$port" \
+    --module "EdgeSlm, templates + out-of-scope examples, every intent=$port_all" \
+    --out "$out/answers.jsonl" | tee -a "$out/table.md"

@@ -558,6 +558,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_wyoming is not null) await _wyoming.DisposeAsync();
         if (_connection is not null) await _connection.DisposeAsync();
         if (_broker is not null) await _broker.DisposeAsync();
         _azure?.Dispose();

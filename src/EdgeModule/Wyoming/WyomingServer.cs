@@ -75,6 +75,20 @@ public sealed class WyomingServer : IAsyncDisposable
             {
                 continue; // the peer gave up before we accepted
             }
+            catch (SocketException e)
+            {
+                // Out of file descriptors or memory, say: wait for connections to end rather than spin or stop serving.
+                _logger.LogWarning("Wyoming: accepting a connection failed: {Reason}", e.Message);
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(200), stopping);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                continue;
+            }
             Task connection = ServeAsync(client, stopping);
             lock (_connections)
             {

@@ -107,65 +107,77 @@ def percentile(values, p):
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--dev", required=True, help="JSON lines: text, intent, slot_values")
+    parser.add_argument("--out-of-scope", required=True, help="sentences that are no command, one a line")
     parser.add_argument("--templates", required=True)
-    parser.add_argument("--port", type=int, required=True, help="the module, Home Assistant's intents only (the default)")
-    parser.add_argument("--port-all", type=int, help="the module answering every intent it knows (Wyoming:HomeAssistantIntentsOnly=false)")
+    parser.add_argument("--module", action="append", required=True, metavar="NAME=PORT", help="a running module to ask, by its row name")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
     rows = [json.loads(line) for line in Path(args.dev).read_text(encoding="utf-8").splitlines() if line.strip()]
+    out_of_scope = [line.strip() for line in Path(args.out_of_scope).read_text(encoding="utf-8").splitlines() if line.strip()]
     intents, slot_lists = load_hassil(Path(args.templates))
+    modules = {name: int(port) for name, port in (m.rsplit("=", 1) for m in args.module)}
 
     # Warm-up requests, not counted: a template match and paraphrases (the classifier's path), on each module.
     for text in ["turn on the lights", "could you please switch off the kitchen switch", "how warm is it in the garage", "dim the hall a little"]:
-        for port in filter(None, [args.port, args.port_all]):
+        for port in modules.values():
             await ask_wyoming(port, text)
     recognize_best("turn on the lights", intents, slot_lists=slot_lists, language="en", best_slot_name="name")
 
-    systems = {"EdgeSlm via Wyoming": [], "hassil 3.0.1": []}
-    if args.port_all:
-        systems["EdgeSlm via Wyoming, every intent"] = []
-    latency = {name: [] for name in systems}
+    names = list(modules) + ["hassil 3.0.1"]
+    marks = {name: [] for name in names}
+    rejected = {name: 0 for name in names}
+    latency = {name: [] for name in names}
+
+    async def answer(name, text, context):
+        if name in modules:
+            return await ask_wyoming(modules[name], text)
+        start = time.perf_counter()
+        result = recognize_best(text, intents, slot_lists=slot_lists, intent_context=context or None, language="en", best_slot_name="name")
+        elapsed = (time.perf_counter() - start) * 1000
+        slots = {k: e.value for k, e in result.entities.items() if not (k in context and e.value == context[k])} if result else {}
+        return (result.intent.name if result else None), slots, elapsed
+
     with open(args.out, "w", encoding="utf-8") as out:
         for row in rows:
             text, gold_intent, gold_slots = row["text"], row["intent"], dict(row["slot_values"])
             # "in here", "this room": the test's context area (the satellite's), which Home Assistant itself fills
-            # from the device when it handles the intent; no recognizer sees it in the text.
-            # hassil gets it as Home Assistant gives it: as the intent context (and its copy in the slots is dropped).
+            # from the device when it handles the intent; no recognizer sees it in the text. hassil gets it as
+            # Home Assistant gives it: as the intent context (and its copy in the slots is dropped).
             context = {}
             for key in ("area", "floor"):
                 if isinstance(gold_slots.get(key), str) and gold_slots[key].lower() not in text.lower():
                     context[key] = gold_slots.pop(key)
-            answers = {}
-            answers["EdgeSlm via Wyoming"] = await ask_wyoming(args.port, text)
-            if args.port_all:
-                answers["EdgeSlm via Wyoming, every intent"] = await ask_wyoming(args.port_all, text)
-            start = time.perf_counter()
-            result = recognize_best(text, intents, slot_lists=slot_lists, intent_context=context or None, language="en", best_slot_name="name")
-            elapsed = (time.perf_counter() - start) * 1000
-            hassil_slots = {k: e.value for k, e in result.entities.items() if not (k in context and e.value == context[k])} if result else {}
-            answers["hassil 3.0.1"] = (result.intent.name if result else None, hassil_slots, elapsed)
             record = {"text": text, "intent": gold_intent, "slots": gold_slots}
-            for name, (intent, slots, ms) in answers.items():
+            for name in names:
+                intent, slots, ms = await answer(name, text, context)
                 intent_right = intent == gold_intent
                 all_right = intent_right and same_slots(slots, gold_slots)
-                systems[name].append((intent_right, all_right, intent is None))
+                marks[name].append((intent_right, all_right, intent is None))
                 latency[name].append(ms)
                 record[name] = {"intent": intent, "slots": slots, "intent_right": intent_right, "all_right": all_right, "ms": round(ms, 3)}
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for text in out_of_scope:
+            record = {"text": text, "intent": None}
+            for name in names:
+                intent, slots, ms = await answer(name, text, {})
+                rejected[name] += intent is None
+                record[name] = {"intent": intent, "slots": slots, "ms": round(ms, 3)}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
-    n = len(rows)
-    print(f"{n} held-out sentences (every 5th line of ha_intents_en/train.jsonl), {len(intents.intents)} intents\n")
-    print("| system | intent right | intent and every slot right | not recognized | latency p50 | latency p99 |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, marks in systems.items():
-        intent_right = sum(1 for m in marks if m[0])
-        all_right = sum(1 for m in marks if m[1])
-        none = sum(1 for m in marks if m[2])
+    n, m = len(rows), len(out_of_scope)
+    print(f"{n} held-out Home Assistant sentences (every 5th line of ha_intents_en/train.jsonl, {len(intents.intents)} intents)"
+          f" and {m} sentences that are no command (tests/EdgeSlm.Benchmarks/Wyoming/out-of-scope-dev.txt)\n")
+    print("| system | intent right | intent and every slot right | commands not recognized | no-command sentences not recognized | latency p50 | latency p99 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name in names:
+        intent_right = sum(1 for mark in marks[name] if mark[0])
+        all_right = sum(1 for mark in marks[name] if mark[1])
+        none = sum(1 for mark in marks[name] if mark[2])
         p50, p99 = percentile(latency[name], 50), percentile(latency[name], 99)
-        what = "per request (connect, transcript, answer)" if "Wyoming" in name else "in-process recognize_best"
         print(f"| {name} | {intent_right}/{n} ({100 * intent_right / n:.1f}%) | {all_right}/{n} ({100 * all_right / n:.1f}%) "
-              f"| {none} | {p50:.2f} ms | {p99:.2f} ms ({what}) |")
+              f"| {none} | {rejected[name]}/{m} | {p50:.2f} ms | {p99:.2f} ms |")
+    print("\nLatency: EdgeSlm rows per Wyoming request (connect, transcript, answer) over loopback; hassil in-process recognize_best.")
 
 
 if __name__ == "__main__":
