@@ -123,12 +123,12 @@ async def main():
               and values.get("brightness") == 50 and not isinstance(values.get("brightness"), str), f"{event.type} {event.data}")
     await case("numbers", number)
 
-    # a paraphrase no template spells out: the classifier's answer, still with Home Assistant's names
+    # a paraphrase no template spells out: the classifier's answer, with the slot as Home Assistant names it
     async def paraphrase():
-        event = await request(host, port, transcript("could you please switch off the kitchen switch", CONTEXT))
+        event = await request(host, port, transcript("i'd like the kitchen switch turned off", CONTEXT))
         intent = Intent.from_event(event) if Intent.is_type(event.type) else None
         values = entities_of(intent) if intent else {}
-        check("paraphrase 'could you please switch off the kitchen switch' -> HassTurnOff, name 'Kitchen Switch'",
+        check("paraphrase 'i'd like the kitchen switch turned off' (no template) -> HassTurnOff, name 'Kitchen Switch'",
               intent is not None and intent.name == "HassTurnOff" and values.get("name") == "Kitchen Switch", f"{event.type} {event.data}")
     await case("paraphrase", paraphrase)
 
