@@ -344,12 +344,6 @@ public static class FuzzTargets
                 slots: {domain: light}
         """;
 
-    private static readonly WyomingIntentHandler WyomingHandler = new(
-        (text, _) => Task.FromResult(text.Length % 2 == 0
-            ? new IntentResult(text, "HassTurnOn", 1f, [new SlotValue("name", text, text, 0, text.Length)], ExactMatch: true)
-            : new IntentResult(text, null, 0.1f, [], ExactMatch: false)),
-        () => null, HomeAssistantIntents.BuiltIn, new WyomingSettings(), NullLogger.Instance);
-
     /// <summary>
     /// As the Wyoming server reads one connection (its default limits): events until the end or a refusal, each
     /// answered by the intent handler (a stand-in classifier) and the answer written and read back unchanged.
@@ -357,6 +351,13 @@ public static class FuzzTargets
     private static FuzzOutcome WyomingEvents(byte[] input)
     {
         var defaults = new WyomingSettings();
+        // Made here, not in a static field: instrumented code may run only under afl-fuzz, and the harness reads
+        // Names (this class's statics) before the fuzzer starts.
+        var handler = new WyomingIntentHandler(
+            (text, _) => Task.FromResult(text.Length % 2 == 0
+                ? new IntentResult(text, "HassTurnOn", 1f, [new SlotValue("name", text, text, 0, text.Length)], ExactMatch: true)
+                : new IntentResult(text, null, 0.1f, [], ExactMatch: false)),
+            () => null, HomeAssistantIntents.BuiltIn, defaults, NullLogger.Instance);
         var reader = new WyomingEventReader(new MemoryStream(input), defaults.Limits);
         int events = 0, answers = 0;
         try
@@ -364,7 +365,7 @@ public static class FuzzTargets
             while (reader.ReadAsync().AsTask().GetAwaiter().GetResult() is WyomingEvent request)
             {
                 events++;
-                if (WyomingHandler.AnswerAsync(request, CancellationToken.None).GetAwaiter().GetResult() is not WyomingEvent answer)
+                if (handler.AnswerAsync(request, CancellationToken.None).GetAwaiter().GetResult() is not WyomingEvent answer)
                 {
                     continue;
                 }
