@@ -6,7 +6,7 @@
 #
 #   tests/EdgeSlm.Benchmarks/wyoming-vs-hassil.sh [OUTPUT_DIR] [EDGESLM_BINARY]
 #
-# The sentences: a dev split carved from the shared ha_intents_en/train.jsonl (every 5th line, 165 sentences);
+# The sentences: a dev split carved from ha_intents_en/train.jsonl (every 5th line, 165 sentences);
 # EdgeSlm never trains on that file (it learns from the templates), and the dataset's test split is never used.
 # Then 30 sentences that are no command (Wyoming/out-of-scope-dev.txt, written here, none of them in
 # deployment/homeassistant/out-of-scope.jsonl). Without EDGESLM_BINARY, src/EdgeModule is built in Release. Three
@@ -14,7 +14,11 @@
 # beside them (what README recommends); and that again with Wyoming:HomeAssistantIntentsOnly=false.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-datasets=$(cd "$repo/../shared/datasets" && pwd)
+# The dev sentences come from ha_intents_en/train.jsonl: DATASETS_DIR, else tests/data when the repository holds
+# it, else the shared datasets beside the repository.
+datasets=${DATASETS_DIR:-$repo/tests/data}
+[[ -f $datasets/ha_intents_en/train.jsonl ]] || datasets=$repo/../shared/datasets
+datasets=$(cd "$datasets" && pwd)
 out=$(realpath -m "${1:-$repo/artifacts/wyoming-vs-hassil}")
 binary=${2:-}
 templates=$repo/tests/data/ha_intents_en/templates
