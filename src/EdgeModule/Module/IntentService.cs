@@ -81,8 +81,10 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
         }
         if (_profiles == ProtocolProfile.Wyoming)
         {
-            // Wyoming alone needs no broker: no MQTT connection, and status goes to the log.
+            // Wyoming alone needs no broker: no MQTT connection, and status goes to the log. There is nothing to
+            // connect to, so Connected completes now: telemetry's thermal governor runs (its publishes go nowhere).
             _connectionLoop = _workerLoop = _wyoming!.Running;
+            _firstConnection.TrySetResult();
             WatchIntentsFile();
             WatchModelFile();
             _logger.LogInformation("EdgeSlm running: profile wyoming only (no MQTT), {Threads} threads", _settings.Threads);
