@@ -110,6 +110,9 @@ fi
 alive=1
 kill -0 "$module" 2> /dev/null && alive=0
 check "the module is still running after every check" "$alive"
+health=0
+"$BINARY" health --profile wyoming --Wyoming:Port "$port" --Wyoming:Address 127.0.0.1 < /dev/null > "$OUT/health.log" 2>&1 || health=$?
+check "edgeslm health --profile wyoming says online" "$health" "$(head -1 "$OUT/health.log")"
 kill -TERM "$module" 2> /dev/null
 stopped=1
 for _ in $(seq 100); do
