@@ -5,6 +5,7 @@ using EdgeSlm.EdgeModule.Azure;
 using EdgeSlm.EdgeModule.Inference;
 using EdgeSlm.EdgeModule.Messaging;
 using EdgeSlm.EdgeModule.Protocols;
+using EdgeSlm.EdgeModule.Wyoming;
 using EdgeSlm.Intents.Definitions;
 using EdgeSlm.Intents.Examples;
 using EdgeSlm.Intents.Recognition;
@@ -13,6 +14,7 @@ using EdgeSlm.Intents.Templates;
 using EdgeSlm.Models.Bert;
 using EdgeSlm.Models.Gguf;
 using EdgeSlm.Models.Onnx;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EdgeSlm.Fuzz;
 
@@ -36,7 +38,7 @@ public static class FuzzTargets
     /// Every target; CI fuzzes each for the same time and the replay test reads each one's corpus folder. A new
     /// parser of outside data goes here and in <see cref="Run"/>, with a seed corpus in corpus/&lt;name&gt;/.
     /// </summary>
-    public static IReadOnlyList<string> Names { get; } = ["gguf", "onnx", "intents-yaml", "template", "hermes", "native", "azure-twin", "azure-method"];
+    public static IReadOnlyList<string> Names { get; } = ["gguf", "onnx", "intents-yaml", "template", "hermes", "native", "azure-twin", "azure-method", "wyoming-event"];
 
     // What the module itself uses: MaxPayloadBytes' default, the engine's expansion settings.
     private const int MaxPayloadBytes = 8192;
@@ -57,6 +59,7 @@ public static class FuzzTargets
         "native" => Native(input),
         "azure-twin" => AzureTwin(input),
         "azure-method" => AzureMethod(input),
+        "wyoming-event" => WyomingEvents(input),
         _ => throw new ArgumentException($"no fuzz target '{target}' (targets: {string.Join(", ", Names)})", nameof(target)),
     };
 
@@ -343,6 +346,52 @@ public static class FuzzTargets
               - sentences: [TEMPLATE]
                 slots: {domain: light}
         """;
+
+    /// <summary>
+    /// As the Wyoming server reads one connection (its default limits): events until the end or a refusal, each
+    /// answered by the intent handler (a stand-in classifier) and the answer written and read back unchanged.
+    /// </summary>
+    private static FuzzOutcome WyomingEvents(byte[] input)
+    {
+        var defaults = new WyomingSettings();
+        // Made here, not in a static field: instrumented code may run only under afl-fuzz, and the harness reads
+        // Names (this class's statics) before the fuzzer starts.
+        var handler = new WyomingIntentHandler(
+            (text, _) => Task.FromResult(text.Length % 2 == 0
+                ? new IntentResult(text, "HassTurnOn", 1f, [new SlotValue("name", text, text, 0, text.Length)], ExactMatch: true)
+                : new IntentResult(text, null, 0.1f, [], ExactMatch: false)),
+            () => null, HomeAssistantIntents.BuiltIn, defaults, NullLogger.Instance);
+        var reader = new WyomingEventReader(new MemoryStream(input), defaults.Limits);
+        int events = 0, answers = 0;
+        try
+        {
+            while (reader.ReadAsync().AsTask().GetAwaiter().GetResult() is WyomingEvent request)
+            {
+                events++;
+                if (handler.AnswerAsync(request, CancellationToken.None).GetAwaiter().GetResult() is not WyomingEvent answer)
+                {
+                    continue;
+                }
+                answers++;
+                byte[] written = WyomingEventWriter.ToBytes(answer);
+                WyomingEvent read = new WyomingEventReader(new MemoryStream(written), new WyomingLimits(1 << 20, 1 << 24, 1 << 24))
+                    .ReadAsync().AsTask().GetAwaiter().GetResult() ?? throw new InvalidOperationException("an answer written was not read back");
+                if (read.Type != answer.Type || !WyomingEventWriter.ToBytes(read).AsSpan().SequenceEqual(written))
+                {
+                    throw new InvalidOperationException($"the {answer.Type} answer did not survive a round trip");
+                }
+            }
+            return FuzzOutcome.Read($"{events} events, {answers} answers");
+        }
+        catch (WyomingProtocolException e)
+        {
+            return FuzzOutcome.Refused(e);
+        }
+        catch (EndOfStreamException e)
+        {
+            return FuzzOutcome.Refused(e);
+        }
+    }
 
     /// <summary>The input as text for messages: printable ASCII, the rest as \xNN.</summary>
     public static string Printable(byte[] input, int max = 120)

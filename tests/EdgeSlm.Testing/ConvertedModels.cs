@@ -1,5 +1,5 @@
-using EdgeSlm.Kernels.Quantization;
 using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Kernels.Quantization;
 using EdgeSlm.Models.Bert;
 using EdgeSlm.Models.Conversion;
 using EdgeSlm.Models.Onnx;

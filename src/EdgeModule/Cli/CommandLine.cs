@@ -30,7 +30,7 @@ internal static class CommandLine
           edgeslm classify [--model FILE] [--intents FILE] [--threshold X] [--file SENTENCES | TEXT...]
                                     one JSON result per input: intent, confidence, slots, recognized
           edgeslm run [--config FILE] [--broker mqtt://HOST:PORT | mqtts://HOST:PORT | embedded]
-                      [--profile hermes,native] [--intents FILE] [--model FILE] [--site ID] [--threads N]
+                      [--profile hermes,native,wyoming] [--intents FILE] [--model FILE] [--site ID] [--threads N]
                       [--Section:Key VALUE ...]
                                     the MQTT module: transcripts in, intents out (see README for every setting)
           edgeslm health [same settings as run] [--timeout S]

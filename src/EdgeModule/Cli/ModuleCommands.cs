@@ -5,6 +5,7 @@ using EdgeSlm.EdgeModule.Hosting;
 using EdgeSlm.EdgeModule.Messaging;
 using EdgeSlm.EdgeModule.Protocols;
 using EdgeSlm.EdgeModule.Service;
+using EdgeSlm.EdgeModule.Wyoming;
 using MQTTnet.Protocol;
 using MQTTnet;
 using Microsoft.Extensions.Configuration;
@@ -55,8 +56,8 @@ internal static class ModuleCommands
 
     /// <summary>
     /// Exit 0 when the module with these settings is online: connects to its broker (the embedded one on
-    /// localhost) and reads the retained <c>edgeslm/&lt;site&gt;/status</c>. For container health checks, where
-    /// there is no shell to run anything else.
+    /// localhost) and reads the retained <c>edgeslm/&lt;site&gt;/status</c>; with the wyoming profile alone, asks
+    /// its Wyoming port for info instead. For container health checks, where there is no shell to run anything else.
     /// </summary>
     public static int Health(Arguments args, TextWriter output, TextWriter error)
     {
@@ -65,6 +66,13 @@ internal static class ModuleCommands
         if (exit != CommandLine.ExitOk)
         {
             return exit;
+        }
+        if (settings.ParsedProfiles() == Protocols.ProtocolProfile.Wyoming)
+        {
+            // Wyoming alone publishes no MQTT status: ask the service itself.
+            string wyoming = Wyoming.WyomingHealth.CheckAsync(settings.Wyoming, TimeSpan.FromSeconds(timeout)).GetAwaiter().GetResult();
+            (wyoming == "online" ? output : error).WriteLine($"{(wyoming == "online" ? "" : "edgeslm: ")}wyoming port {settings.Wyoming.Port}: {wyoming}");
+            return wyoming == "online" ? CommandLine.ExitOk : CommandLine.ExitFailure;
         }
         BrokerAddress address = BrokerAddress.Parse(settings.Mqtt.Broker);
         if (address.Embedded)

@@ -9,6 +9,8 @@ public enum ProtocolProfile
     Native = 2,
     /// <summary>Azure IoT Hub / IoT Edge: module input and output, twin, direct methods (see Azure/AzureModule).</summary>
     Azure = 4,
+    /// <summary>The Wyoming intent service on its own TCP port, for Home Assistant's voice pipeline (see Wyoming/).</summary>
+    Wyoming = 8,
 }
 
 /// <summary>What a protocol reads from a message: a <see cref="TranscriptRequest"/> or a <see cref="RequestError"/>, nothing else.</summary>

@@ -19,7 +19,7 @@ public sealed class InferenceWorker
     private readonly IReadOnlyList<MessageProtocol> _protocols;
     private readonly NativeProtocol _unknownTopic;
     private readonly IntentRuntime _runtime;
-    private readonly MqttConnection _connection;
+    private readonly MqttConnection? _connection; // null when no protocol speaks MQTT (Wyoming alone)
     private readonly ModuleCounters _counters;
     private readonly ILogger _logger;
     private readonly Channel<Job> _queue;
@@ -29,10 +29,13 @@ public sealed class InferenceWorker
     /// <summary>A message from the broker, acknowledged once answered.</summary>
     private sealed record MessageJob(ReceivedMessage Message) : Job;
 
-    /// <summary>A request from another front end of this process (Wyoming): answered through its task.</summary>
+    /// <summary>
+    /// A request from another front end of this process (Wyoming): answered through its task. That front end counts
+    /// its answers and failures in the statistics itself, with its own request's time.
+    /// </summary>
     private sealed record DirectJob(string Text, IReadOnlyCollection<string>? IntentFilter, long ReceivedTimestamp, TaskCompletionSource<IntentResult> Answer) : Job;
 
-    public InferenceWorker(ModuleSettings settings, IReadOnlyList<MessageProtocol> protocols, IntentRuntime runtime, MqttConnection connection,
+    public InferenceWorker(ModuleSettings settings, IReadOnlyList<MessageProtocol> protocols, IntentRuntime runtime, MqttConnection? connection,
         ModuleCounters counters, ILogger logger)
     {
         _settings = settings;
@@ -58,11 +61,12 @@ public sealed class InferenceWorker
     /// </summary>
     public async Task EnqueueAsync(ReceivedMessage message, CancellationToken stopping)
     {
+        MqttConnection connection = _connection ?? throw new InvalidOperationException("no MQTT connection to receive on");
         _counters.Inference.SetQueueDepth(_queue.Reader.Count + 1);
         var job = new MessageJob(message);
         while (!_queue.Writer.TryWrite(job))
         {
-            if (stopping.IsCancellationRequested || message.Connection != _connection.Connection || !_connection.IsConnected)
+            if (stopping.IsCancellationRequested || message.Connection != connection.Connection || !connection.IsConnected)
             {
                 Interlocked.Increment(ref _counters.StaleSkipped);
                 return;
@@ -144,7 +148,7 @@ public sealed class InferenceWorker
         {
             switch (batch[i])
             {
-                case MessageJob { Message: var message } when message.Connection != _connection.Connection:
+                case MessageJob { Message: var message } when message.Connection != _connection!.Connection:
                     Interlocked.Increment(ref _counters.StaleSkipped);
                     break;
                 case MessageJob { Message: var message }:
@@ -171,11 +175,11 @@ public sealed class InferenceWorker
         {
             if (batch[i] is DirectJob direct)
             {
-                _counters.Inference.RecordCompleted(TimeSpan.FromMilliseconds(perUtterance));
                 direct.Answer.TrySetResult(results[next++]);
                 continue;
             }
             ReceivedMessage message = ((MessageJob)batch[i]).Message;
+            MqttConnection connection = _connection!;
             switch (parsed[i].Message)
             {
                 case TranscriptRequest request:
@@ -183,7 +187,7 @@ public sealed class InferenceWorker
                     double elapsed = Stopwatch.GetElapsedTime(message.ReceivedTimestamp).TotalMilliseconds;
                     foreach (OutgoingMessage outgoing in Answers(parsed[i].Protocol!, request, result, elapsed))
                     {
-                        await _connection.PublishAsync(outgoing, stopping);
+                        await connection.PublishAsync(outgoing, stopping);
                     }
                     _counters.Inference.RecordCompleted(TimeSpan.FromMilliseconds(perUtterance));
                     if (message.Message.Dup) Interlocked.Increment(ref _counters.Redelivered);
@@ -191,12 +195,12 @@ public sealed class InferenceWorker
                 case RequestError error:
                     _counters.Inference.RecordFailed();
                     _logger.LogWarning("Rejected a message on {Topic} (id {Id}): {Reason}", message.Message.Topic, error.Id, error.Reason);
-                    await _connection.PublishAsync(parsed[i].Protocol!.Error(error), stopping);
+                    await connection.PublishAsync(parsed[i].Protocol!.Error(error), stopping);
                     break;
                 default:
                     continue;
             }
-            await _connection.AcknowledgeAsync(message, stopping);
+            await connection.AcknowledgeAsync(message, stopping);
         }
     }
 

@@ -1,7 +1,9 @@
 using EdgeSlm.EdgeModule.Azure;
+using EdgeSlm.EdgeModule.Configuration;
 using EdgeSlm.EdgeModule.Inference;
 using EdgeSlm.EdgeModule.Messaging;
 using EdgeSlm.EdgeModule.Protocols;
+using EdgeSlm.EdgeModule.Wyoming;
 using EdgeSlm.Models.Gguf;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -10,8 +12,9 @@ namespace EdgeSlm.EdgeModule.Service;
 
 /// <summary>
 /// The running module: loads the model and trains before the host reports ready, connects (to a broker, the
-/// embedded one, or Azure IoT), hands transcripts to the <see cref="InferenceWorker"/> and new intents to the
-/// <see cref="IntentsReloader"/>, and watches the intents and model files.
+/// embedded one, or Azure IoT) and listens for Wyoming clients as the profiles say, hands transcripts to the one
+/// <see cref="InferenceWorker"/> and new intents to the <see cref="IntentsReloader"/>, and watches the intents and
+/// model files.
 /// </summary>
 public sealed class IntentService : IHostedService, IAsyncDisposable
 {
@@ -28,6 +31,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     private AzureModule? _azure;
     private MqttConnection? _connection;
     private InferenceWorker? _worker;
+    private WyomingServer? _wyoming;
     private StatusPublisher? _status;
     private IntentsReloader? _reloader;
     private Task _connectionLoop = Task.CompletedTask, _workerLoop = Task.CompletedTask;
@@ -54,7 +58,10 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     /// <summary>The inference worker, for front ends other than MQTT.</summary>
     public InferenceWorker Worker => _worker ?? throw new InvalidOperationException("not started");
 
-    /// <summary>Completes once the module is connected and subscribed for the first time.</summary>
+    /// <summary>Port of the Wyoming intent service, when the wyoming profile is on.</summary>
+    public int? WyomingPort => _wyoming?.Port;
+
+    /// <summary>Completes once the module is connected and subscribed for the first time (at start, without MQTT).</summary>
     public Task Connected => _firstConnection.Task;
 
     /// <summary>Publishes a message of the module's own (telemetry); waits out disconnections.</summary>
@@ -64,16 +71,16 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _runtime = IntentRuntime.Start(_settings.Runtime(), _logger);
-        List<MessageProtocol> protocols;
+        List<MessageProtocol> protocols = [];
         string endpoint;
         if (_profiles == ProtocolProfile.Azure)
         {
             _azure = new AzureModule(_settings.AzureModule(), IotHubConnector.Create(_settings.Azure, _settings.Mqtt, _logger), () => Runtime, _logger, _stopping.Token);
             _connection = _azure.CreateConnection(OnMessageAsync);
-            protocols = [_azure.Protocol];
+            protocols.Add(_azure.Protocol);
             endpoint = $"Azure IoT {_azure.Endpoint}";
         }
-        else
+        else if ((_profiles & ~ProtocolProfile.Wyoming) != ProtocolProfile.None)
         {
             BrokerAddress address = BrokerAddress.Parse(_settings.Mqtt.Broker);
             if (address.Embedded)
@@ -82,7 +89,6 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
                 address = address with { Port = _broker.Port };
                 _logger.LogInformation("Embedded MQTT broker listening on port {Port}", _broker.Port);
             }
-            protocols = [];
             if (_profiles.HasFlag(ProtocolProfile.Hermes)) protocols.Add(new HermesProtocol(_settings.Hermes.ErrorTopic));
             if (_profiles.HasFlag(ProtocolProfile.Native)) protocols.Add(new NativeProtocol(_settings.SiteId));
             string share = string.IsNullOrWhiteSpace(_settings.Mqtt.SharedGroup) ? "" : $"$share/{_settings.Mqtt.SharedGroup}/";
@@ -90,14 +96,31 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
             _connection = new MqttConnection(_settings.Mqtt, address, ClientId(), _topics.Status, subscriptions, OnMessageAsync, _logger);
             endpoint = $"profiles {_settings.Profiles}, broker {(address.Embedded ? $"embedded:{address.Port}" : $"{address.Host}:{address.Port}{(address.Tls ? " (TLS)" : "")}")}";
         }
+        else
+        {
+            endpoint = "profile wyoming only (no MQTT)";
+        }
         _status = new StatusPublisher(_topics, _settings.HomeAssistant, _connection, _azure, _runtime, _logger, _stopping.Token);
         _reloader = new IntentsReloader(_runtime, _status, _logger, _stopping.Token);
         _worker = new InferenceWorker(_settings, protocols, _runtime, _connection, _counters, _logger);
-        _connection.Connected += OnConnectedAsync;
-        _connectionLoop = _azure is null
-            ? Task.Run(() => _connection.RunAsync(_stopping.Token))
-            : Task.WhenAll(Task.Run(() => _connection.RunAsync(_stopping.Token)), Task.Run(() => _azure.RunAsync(_stopping.Token)));
         _workerLoop = Task.Run(() => _worker.RunAsync(_stopping.Token));
+        if (_profiles.HasFlag(ProtocolProfile.Wyoming) && _azure is null)
+        {
+            StartWyoming(_worker);
+        }
+        if (_connection is not null)
+        {
+            _connection.Connected += OnConnectedAsync;
+            _connectionLoop = _azure is null
+                ? Task.Run(() => _connection.RunAsync(_stopping.Token))
+                : Task.WhenAll(Task.Run(() => _connection.RunAsync(_stopping.Token)), Task.Run(() => _azure.RunAsync(_stopping.Token)));
+        }
+        else
+        {
+            // Nothing to connect to: Connected completes now, so telemetry's thermal governor runs (its publishes go nowhere).
+            _connectionLoop = _wyoming!.Running;
+            _firstConnection.TrySetResult();
+        }
         if (!string.IsNullOrWhiteSpace(_settings.Intents) && File.Exists(_settings.Intents))
         {
             _watchers.Add(new FileWatcher(Path.GetFullPath(_settings.Intents), _reloader.OnIntentsFileChanged));
@@ -107,6 +130,23 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
             _watchers.Add(new FileWatcher(modelFile, _ => CheckModelFile()));
         }
         _logger.LogInformation("EdgeSlm running: site {Site}, {Endpoint}, {Threads} threads", _settings.SiteId, endpoint, _settings.Threads);
+    }
+
+    /// <summary>The Wyoming intent service, answering through the same worker (queue, batches, engine) as MQTT.</summary>
+    private void StartWyoming(InferenceWorker worker)
+    {
+        var handler = new WyomingIntentHandler((text, cancellation) => worker.ClassifyAsync(text, null, cancellation), () => _runtime?.Engine,
+            HomeAssistantIntents.ForIntents(_settings.Intents), _settings.Wyoming, _logger, _counters.Inference);
+        _wyoming = new WyomingServer(_settings.Wyoming, handler, _logger);
+        try
+        {
+            _wyoming.Start();
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new SettingsException($"Wyoming:Port: cannot listen on {_settings.Wyoming.Address} port {_settings.Wyoming.Port} ({e.Message})");
+        }
+        _logger.LogInformation("Wyoming intent service listening on {Address} port {Port}", _settings.Wyoming.Address, _wyoming.Port);
     }
 
     private string ClientId() => string.IsNullOrWhiteSpace(_settings.Mqtt.ClientId) ? $"edgeslm-{_settings.SiteId}" : _settings.Mqtt.ClientId;
@@ -172,6 +212,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         foreach (IDisposable watcher in _watchers) watcher.Dispose();
+        if (_wyoming is not null) await _wyoming.DisposeAsync();
         _stopping.Cancel();
         _worker?.Complete();
         try
@@ -190,6 +231,7 @@ public sealed class IntentService : IHostedService, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_wyoming is not null) await _wyoming.DisposeAsync();
         if (_connection is not null) await _connection.DisposeAsync();
         if (_broker is not null) await _broker.DisposeAsync();
         _azure?.Dispose();

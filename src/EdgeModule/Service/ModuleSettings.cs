@@ -4,6 +4,7 @@ using EdgeSlm.EdgeModule.Inference;
 using EdgeSlm.EdgeModule.Messaging;
 using EdgeSlm.EdgeModule.Protocols;
 using EdgeSlm.EdgeModule.Telemetry;
+using EdgeSlm.EdgeModule.Wyoming;
 using EdgeSlm.Intents.Recognition;
 
 namespace EdgeSlm.EdgeModule.Service;
@@ -23,7 +24,7 @@ public sealed class ModuleSettings
     /// <summary>Intents file or folder (hassil YAML, or JSONL examples); empty: the sample home intents built in.</summary>
     public string? Intents { get; set; }
 
-    /// <summary>Comma-separated protocol profiles: hermes, native; azure (the only one) when the Azure section is configured.</summary>
+    /// <summary>Comma-separated protocol profiles: hermes, native, wyoming (alone: no MQTT at all); azure (the only one) when the Azure section is configured.</summary>
     public string Profiles { get; set; } = "hermes,native";
 
     /// <summary>Inference threads (the thermal governor may lower them while the CPU is hot).</summary>
@@ -73,6 +74,8 @@ public sealed class ModuleSettings
 
     /// <summary>What the Azure module needs, when the <c>Azure</c> section is configured.</summary>
     public AzureModuleSettings AzureModule() => new(Azure, Mqtt, SiteId, Threshold, Intents);
+    /// <summary>The Wyoming intent service (profile wyoming): port and limits.</summary>
+    public WyomingSettings Wyoming { get; set; } = new();
 
     public ProtocolProfile ParsedProfiles()
     {
@@ -84,7 +87,8 @@ public sealed class ModuleSettings
                 "hermes" => ProtocolProfile.Hermes,
                 "native" => ProtocolProfile.Native,
                 "azure" => ProtocolProfile.Azure,
-                _ => throw new SettingsException($"Profiles: unknown profile '{name}' (hermes, native, azure)"),
+                "wyoming" => ProtocolProfile.Wyoming,
+                _ => throw new SettingsException($"Profiles: unknown profile '{name}' (hermes, native, wyoming, azure)"),
             };
         }
         return profiles;
@@ -100,7 +104,7 @@ public sealed class ModuleSettings
         }
         try
         {
-            if (ParsedProfiles() == ProtocolProfile.None) errors.Add("Profiles: at least one of hermes, native");
+            if (ParsedProfiles() == ProtocolProfile.None) errors.Add("Profiles: at least one of hermes, native, wyoming");
         }
         catch (SettingsException e)
         {
@@ -124,6 +128,7 @@ public sealed class ModuleSettings
         }
         errors.AddRange(Telemetry.Validate());
         errors.AddRange(Azure.Validate());
+        errors.AddRange(Wyoming.Validate());
         if (Profiles.Contains("azure", StringComparison.OrdinalIgnoreCase) && !Azure.IsConfigured)
         {
             errors.Add("Profiles: azure needs Azure:ConnectionString or the IoT Edge environment (IOTEDGE_WORKLOADURI)");

@@ -10,15 +10,15 @@ namespace EdgeSlm.EdgeModule.Service;
 /// <summary>
 /// Says how the module is: the retained intents and model status, and Home Assistant's discovery config. Under
 /// Azure the hub takes no other topics, so training goes to the twin's reported properties and the model status to
-/// the log.
+/// the log; without MQTT (Wyoming alone) both go to the log.
 /// </summary>
-public sealed class StatusPublisher(ModuleTopics topics, HomeAssistantSettings homeAssistant, MqttConnection connection, AzureModule? azure,
+public sealed class StatusPublisher(ModuleTopics topics, HomeAssistantSettings homeAssistant, MqttConnection? connection, AzureModule? azure,
     IntentRuntime runtime, ILogger logger, CancellationToken stopping)
 {
     /// <summary><c>ready</c>, <c>replaced</c> or <c>error</c> on the model status topic, with what the module runs.</summary>
     public async Task PublishModelStatusAsync(string status, string? message)
     {
-        if (azure is not null)
+        if (azure is not null || connection is null)
         {
             logger.LogInformation("Model status {Status}{Message}", status, message is null ? "" : ": " + message);
             return;
@@ -43,6 +43,10 @@ public sealed class StatusPublisher(ModuleTopics topics, HomeAssistantSettings h
             await azure.ReportTrainingAsync(status, error, engine);
             return;
         }
+        if (connection is null)
+        {
+            return; // the runtime logs every training
+        }
         byte[] payload = JsonFields.Object(w => ResultJson.WriteTrainingStatus(w, status, error, engine, namesAsOneString: false));
         await PublishAsync(new OutgoingMessage(topics.IntentsStatus, payload, Retain: true));
     }
@@ -50,7 +54,7 @@ public sealed class StatusPublisher(ModuleTopics topics, HomeAssistantSettings h
     /// <summary>The discovery config for <paramref name="engine"/>'s intents, when discovery is on.</summary>
     public async Task PublishDiscoveryAsync(IntentEngine engine)
     {
-        if (homeAssistant.Discovery && azure is null)
+        if (homeAssistant.Discovery && azure is null && connection is not null)
         {
             await PublishAsync(HomeAssistantDiscovery.Config(homeAssistant.DiscoveryPrefix, topics.SiteId, engine.IntentNames));
         }
@@ -60,7 +64,7 @@ public sealed class StatusPublisher(ModuleTopics topics, HomeAssistantSettings h
     {
         try
         {
-            await connection.PublishAsync(message, stopping);
+            await connection!.PublishAsync(message, stopping);
         }
         catch (OperationCanceledException)
         {

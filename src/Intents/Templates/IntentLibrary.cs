@@ -195,6 +195,11 @@ public sealed class IntentLibrary
                     };
                 }
             }
+            // The newer layout's inferred_domain is the domain slot Home Assistant acts on (its intents build turns it into slots: {domain}).
+            if (Child(block, "inferred_domain") is YamlScalarNode { Value.Length: > 0 } inferred && !slots.ContainsKey("domain"))
+            {
+                slots["domain"] = inferred.Value;
+            }
             // A block's own lists and rules are local to it, as in hassil: two blocks may define the same name.
             var localLists = new Dictionary<string, SlotList>(StringComparer.Ordinal);
             if (Child(block, "lists") is YamlMappingNode listNodes)

@@ -1,7 +1,7 @@
-using EdgeSlm.Kernels.Quantization;
 using EdgeSlm.Kernels.Dispatch;
 using EdgeSlm.Kernels.Formats;
 using EdgeSlm.Kernels.MatMul;
+using EdgeSlm.Kernels.Quantization;
 
 namespace EdgeSlm.Benchmarks.Kernels;
 

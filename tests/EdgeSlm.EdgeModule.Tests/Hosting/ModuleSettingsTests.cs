@@ -33,7 +33,7 @@ public sealed class ModuleSettingsTests
         string message = Problems(new()
         {
             ["SiteId"] = "kitchen/+",
-            ["Profiles"] = "hermes,wyoming",
+            ["Profiles"] = "hermes,snips",
             ["Threads"] = "0",
             ["Mqtt:Broker"] = "http://broker",
             ["Mqtt:ProtocolVersion"] = "4",
