@@ -1,0 +1,177 @@
+using EdgeSlm.EdgeModule.Gguf;
+using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Models.Llama;
+
+namespace EdgeSlm.EdgeModule.Tests.Llama;
+
+/// <summary>The decoder on synthetic files: config from the keys, the fast forward pass held to the reference.</summary>
+public sealed class LlamaDecoderTests(ITestOutputHelper output)
+{
+    public static TheoryData<string, string, bool> Files() => new()
+    {
+        { "llama", "f32", true }, { "llama", "f16", true }, { "llama", "q8_0", false }, { "llama", "q4_0", true },
+        { "qwen2", "f32", false }, { "qwen2", "f16", false }, { "qwen2", "q8_0", true }, { "qwen2", "q4_0", false },
+    };
+
+    internal static DecoderShape Shape(string architecture, bool tied) =>
+        architecture == "llama" ? DecoderShape.TinyLlama(tied) : DecoderShape.TinyQwen2(tied);
+
+    /// <summary>Minimum cosine between two computations of the same logits, per weight type.</summary>
+    internal static double Tolerance(QuantType type) => type switch
+    {
+        QuantType.F32 => 0.99999,
+        QuantType.F16 => 0.9999,
+        QuantType.Q8_0 => 0.999,
+        _ => 0.995,
+    };
+
+    internal static int[] Prompt(int length, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, length).Select(_ => random.Next(Gpt2Vocabulary.EndOfTextId)).ToArray();
+    }
+
+    [Fact]
+    public void Config_is_read_from_the_architecture_keys()
+    {
+        using LlamaModel llama = LlamaModel.Load(SyntheticDecoder.Cached(DecoderShape.TinyLlama(tied: false), QuantType.Q4_0));
+        LlamaConfig c = llama.Config;
+        Assert.Equal(LlamaArchitecture.Llama, c.Architecture);
+        Assert.Equal((64, 2, 4, 2, 16, 32, 192), (c.HiddenSize, c.LayerCount, c.HeadCount, c.KvHeadCount, c.HeadSize, c.KvSize, c.FeedForwardSize));
+        Assert.Equal(Gpt2Vocabulary.Tokens.Length, c.VocabularySize);
+        Assert.False(c.TiedOutput);
+        Assert.NotSame(llama.Weights.TokenEmbedding, llama.Weights.Output);
+        Assert.Equal(QuantType.Q4_0, llama.Weights.Layers[1].Down.Type);
+        Assert.Null(llama.Weights.Layers[0].QueryBias);
+
+        using LlamaModel qwen = LlamaModel.Load(SyntheticDecoder.Cached(DecoderShape.TinyQwen2(tied: true), QuantType.F16));
+        Assert.Equal(LlamaArchitecture.Qwen2, qwen.Config.Architecture);
+        Assert.Equal(Kernels.Positional.RopeLayout.Halves, qwen.Config.Architecture.Rope);
+        Assert.Equal(1e6f, qwen.Config.RopeBase);
+        Assert.True(qwen.Config.TiedOutput);
+        Assert.Same(qwen.Weights.TokenEmbedding, qwen.Weights.Output);
+        Assert.Equal(32, qwen.Weights.Layers[0].KeyBias!.Length);
+    }
+
+    [Theory]
+    [MemberData(nameof(Files))]
+    public void Fast_forward_pass_agrees_with_the_reference_at_every_position(string architecture, string typeName, bool tied)
+    {
+        QuantType type = QuantTypeTraits.Parse(typeName).Type;
+        using LlamaModel model = LlamaModel.Load(SyntheticDecoder.Cached(Shape(architecture, tied), type));
+        int vocabulary = model.Config.VocabularySize;
+        int[] prompt = Prompt(24, seed: 5);
+        var reference = new LlamaReference(model, context: 64);
+        // Batches of 7 tokens: the prompt runs as 7 + 7 + 7 + 3, so batch boundaries are covered.
+        using var decoder = new LlamaDecoder(model, context: 64, threads: 2, batchSize: 7);
+        var fast = new float[prompt.Length * vocabulary];
+        decoder.Evaluate(prompt, fast);
+        var expected = new float[vocabulary];
+        double minimum = 1;
+        int argmaxAgree = 0;
+        for (int t = 0; t < prompt.Length; t++)
+        {
+            reference.Forward(prompt[t], t, expected);
+            float[] actual = fast.AsSpan(t * vocabulary, vocabulary).ToArray();
+            minimum = Math.Min(minimum, Cosine.Of(expected, actual));
+            argmaxAgree += ArgMax(expected) == ArgMax(actual) ? 1 : 0;
+        }
+        output.WriteLine($"{architecture} {typeName} {(tied ? "tied" : "untied")}: minimum cosine {minimum:F7}, argmax agrees at {argmaxAgree} of {prompt.Length}");
+        Assert.True(minimum >= Tolerance(type), $"minimum cosine {minimum:F7}");
+        if (type == QuantType.F32)
+        {
+            Assert.Equal(prompt.Length, argmaxAgree);
+        }
+    }
+
+    [Theory]
+    [InlineData("llama", "q4_0")]
+    [InlineData("qwen2", "f32")]
+    public void Token_by_token_decoding_equals_one_batch_and_truncation_replays(string architecture, string typeName)
+    {
+        QuantType type = QuantTypeTraits.Parse(typeName).Type;
+        using LlamaModel model = LlamaModel.Load(SyntheticDecoder.Cached(Shape(architecture, tied: true), type));
+        int vocabulary = model.Config.VocabularySize;
+        int[] prompt = Prompt(10, seed: 9);
+        using var batched = new LlamaDecoder(model, context: 32, threads: 1, batchSize: 16);
+        var all = new float[prompt.Length * vocabulary];
+        batched.Evaluate(prompt, all);
+        using var single = new LlamaDecoder(model, context: 32, threads: 1, batchSize: 1);
+        var logits = new float[vocabulary];
+        for (int t = 0; t < prompt.Length; t++)
+        {
+            single.Decode(prompt[t], logits);
+            Assert.True(Cosine.Of(logits, all.AsSpan(t * vocabulary, vocabulary).ToArray()) >= 0.999999, $"position {t}");
+        }
+        Assert.Equal(prompt.Length, single.Position);
+
+        // Keep the first 6 positions, run the rest again: the same logits as the first time.
+        single.Truncate(6);
+        single.Prefill(prompt.AsSpan(6), logits);
+        Assert.Equal(all.AsSpan((prompt.Length - 1) * vocabulary, vocabulary).ToArray(), logits);
+    }
+
+    [Fact]
+    public void A_full_context_is_refused_with_a_message()
+    {
+        using LlamaModel model = LlamaModel.Load(SyntheticDecoder.Cached(DecoderShape.TinyLlama(), QuantType.Q8_0));
+        using var decoder = new LlamaDecoder(model, context: 4);
+        var logits = new float[model.Config.VocabularySize];
+        decoder.Prefill([1, 2, 3], logits);
+        var e = Assert.Throws<InvalidOperationException>(() => decoder.Prefill([4, 5], logits));
+        Assert.Contains("3 of 4 positions", e.Message);
+    }
+
+    [Theory]
+    [InlineData("llama.attention.head_count_kv", "metadata 'llama.attention.head_count_kv' = 3 does not divide")]
+    [InlineData("blk.1.ffn_down.weight", "tensor 'blk.1.ffn_down.weight' is 192 x 32, expected 192 x 64")]
+    [InlineData("blk.0.attn_norm.weight", "tensor 'blk.0.attn_norm.weight' is missing")]
+    [InlineData("general.architecture", "metadata 'general.architecture' = 'gpt9' is not a decoder")]
+    [InlineData("llama.attention.layer_norm_rms_epsilon", "metadata 'llama.attention.layer_norm_rms_epsilon' is missing")]
+    public void A_hostile_file_fails_in_one_line_naming_the_key_or_tensor(string broken, string expected)
+    {
+        string source = SyntheticDecoder.Cached(DecoderShape.TinyLlama(), QuantType.Q8_0);
+        using GgufFile original = GgufFile.Open(source);
+        var writer = new GgufWriter();
+        foreach ((string key, GgufValue value) in original.Metadata)
+        {
+            if (key == broken && key.EndsWith("head_count_kv", StringComparison.Ordinal)) writer.Add(key, GgufValue.Of(3u));
+            else if (key == broken && key == "general.architecture") writer.Add(key, GgufValue.Of("gpt9"));
+            else if (key != broken) writer.Add(key, value);
+        }
+        foreach (GgufTensorInfo tensor in original.Tensors)
+        {
+            if (tensor.Name == broken && tensor.Name.EndsWith("ffn_down.weight", StringComparison.Ordinal))
+            {
+                writer.AddTensor(tensor.Name, tensor.Type, [tensor.Dimensions[0], 32], original.TensorBytes(tensor)[..(int)(tensor.ByteSize / 2)].ToArray());
+            }
+            else if (tensor.Name != broken)
+            {
+                writer.AddTensor(tensor.Name, tensor.Type, tensor.Dimensions, original.TensorBytes(tensor).ToArray());
+            }
+        }
+        string path = Path.Combine(Path.GetTempPath(), "edgeslm-decoder-tests", $"hostile-{Guid.NewGuid():N}.gguf");
+        writer.WriteTo(path);
+        try
+        {
+            var e = Assert.Throws<GgufFormatException>(() => LlamaModel.Load(path));
+            Assert.DoesNotContain('\n', e.Message);
+            Assert.StartsWith(path + ": ", e.Message);
+            Assert.Contains(expected, e.Message);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    internal static int ArgMax(ReadOnlySpan<float> values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++)
+        {
+            if (values[i] > values[best]) best = i;
+        }
+        return best;
+    }
+}
