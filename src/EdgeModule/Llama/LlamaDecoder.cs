@@ -103,6 +103,46 @@ public sealed class LlamaDecoder : IDisposable
         Position = position;
     }
 
+    /// <summary>
+    /// A copy of the cache's first <see cref="Position"/> positions: a long fixed prompt is computed once, and each
+    /// request restores this state (<see cref="RestoreState"/>) and pays only for its own tokens.
+    /// </summary>
+    public DecoderState SaveState()
+    {
+        int kvSize = _c.KvSize;
+        int filled = Position * kvSize;
+        var keys = new float[_c.LayerCount * filled];
+        var values = new float[_c.LayerCount * filled];
+        for (int l = 0; l < _c.LayerCount; l++)
+        {
+            _keyCache.AsSpan(l * Context * kvSize, filled).CopyTo(keys.AsSpan(l * filled, filled));
+            _valueCache.AsSpan(l * Context * kvSize, filled).CopyTo(values.AsSpan(l * filled, filled));
+        }
+        return new DecoderState(_c, Position, keys, values);
+    }
+
+    /// <summary>Puts a state saved from a decoder of the same model back: the next token goes to its position.</summary>
+    public void RestoreState(DecoderState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (!ReferenceEquals(state.Config, _c) && state.Config != _c)
+        {
+            throw new ArgumentException("The state was saved from a decoder of another model.", nameof(state));
+        }
+        if (state.Positions > Context)
+        {
+            throw new ArgumentException($"The state holds {state.Positions} positions; this decoder's context has {Context}.", nameof(state));
+        }
+        int kvSize = _c.KvSize;
+        int filled = state.Positions * kvSize;
+        for (int l = 0; l < _c.LayerCount; l++)
+        {
+            state.Keys.AsSpan(l * filled, filled).CopyTo(_keyCache.AsSpan(l * Context * kvSize, filled));
+            state.Values.AsSpan(l * filled, filled).CopyTo(_valueCache.AsSpan(l * Context * kvSize, filled));
+        }
+        Position = state.Positions;
+    }
+
     /// <summary>Appends <paramref name="tokens"/> to the cache and writes the logits of the last one ((vocab_size)).</summary>
     public void Prefill(ReadOnlySpan<int> tokens, Span<float> logits)
     {
@@ -294,4 +334,26 @@ public sealed class LlamaDecoder : IDisposable
     }
 
     public void Dispose() => _matMul.Dispose();
+}
+
+/// <summary>A decoder's KV cache after a prefix (<see cref="LlamaDecoder.SaveState"/>).</summary>
+public sealed class DecoderState
+{
+    internal DecoderState(LlamaConfig config, int positions, float[] keys, float[] values)
+    {
+        Config = config;
+        Positions = positions;
+        Keys = keys;
+        Values = values;
+    }
+
+    internal LlamaConfig Config { get; }
+
+    /// <summary>Positions held: the prefix's tokens.</summary>
+    public int Positions { get; }
+
+    internal float[] Keys { get; }   // (layer, positions, kv_dim)
+    internal float[] Values { get; } // (layer, positions, kv_dim)
+
+    public long Bytes => 2L * Keys.Length * sizeof(float);
 }

@@ -111,6 +111,48 @@ public sealed class LlamaDecoderTests(ITestOutputHelper output)
         Assert.Equal(all.AsSpan((prompt.Length - 1) * vocabulary, vocabulary).ToArray(), logits);
     }
 
+    [Theory]
+    [InlineData("llama", "q4_0")]
+    [InlineData("qwen2", "f16")]
+    public void A_restored_prefix_state_gives_the_logits_and_tokens_of_running_the_prefix_again(string architecture, string typeName)
+    {
+        QuantType type = QuantTypeTraits.Parse(typeName).Type;
+        using LlamaModel model = LlamaModel.Load(SyntheticDecoder.Cached(Shape(architecture, tied: true), type));
+        int vocabulary = model.Config.VocabularySize;
+        int[] prefix = Prompt(20, seed: 11);
+        int[] suffix = Prompt(6, seed: 12);
+        var expected = new float[vocabulary];
+        var actual = new float[vocabulary];
+
+        using var direct = new LlamaDecoder(model, context: 64, threads: 2, batchSize: 8);
+        direct.Prefill(prefix, expected);
+        direct.Prefill(suffix, expected);
+
+        using var reused = new LlamaDecoder(model, context: 64, threads: 2, batchSize: 8);
+        reused.Prefill(prefix, actual);
+        DecoderState state = reused.SaveState();
+        Assert.Equal(20, state.Positions);
+        reused.Prefill(Prompt(9, seed: 13), actual); // another request after the prefix
+        reused.RestoreState(state);
+        Assert.Equal(20, reused.Position);
+        reused.Prefill(suffix, actual);
+        Assert.Equal(expected, actual);
+
+        // And greedy generation from there: the same tokens.
+        for (int step = 0; step < 8; step++)
+        {
+            int next = ArgMax(expected);
+            Assert.Equal(next, ArgMax(actual));
+            direct.Decode(next, expected);
+            reused.Decode(next, actual);
+        }
+        Assert.Equal(expected, actual);
+
+        using LlamaModel other = LlamaModel.Load(SyntheticDecoder.Cached(Shape(architecture == "llama" ? "qwen2" : "llama", tied: true), type));
+        using var foreign = new LlamaDecoder(other, context: 64);
+        Assert.Throws<ArgumentException>(() => foreign.RestoreState(state));
+    }
+
     [Fact]
     public void A_full_context_is_refused_with_a_message()
     {
