@@ -63,7 +63,7 @@ internal static class CommandLine
                 ["health", .. var rest] => ModuleCommands.Health(new Arguments(rest, new HashSet<string>()), output, error),
                 ["demo", .. var rest] => ModuleCommands.Demo(new Arguments(rest, new HashSet<string>()), output, error),
                 ["eval", .. var rest] => EvalCommand.Run(new Arguments(rest, new HashSet<string> { "json" }), output),
-                ["generate", .. var rest] => GenerateCommand.Run(new Arguments(rest, new HashSet<string> { "ignore-eos" }), output, error),
+                ["generate", .. var rest] => GenerateCommand.Run(new Arguments(rest, new HashSet<string> { "ignore-eos", "chat" }), output, error),
                 [string verb, ..] => Fail(error, ExitUsage, $"Unknown command '{verb}'. Run 'edgeslm --help'."),
             };
         }

@@ -13,10 +13,11 @@ internal static class GenerateCommand
 {
     public const string Usage =
         """
-          edgeslm generate --model FILE [--max-tokens N] [--temperature T] [--seed S] [--threads N] [--context N]
-                           [--ignore-eos] TEXT...
-                                    a llama/qwen2 GGUF decoder continues TEXT: only the reply on stdout, streamed;
-                                    prompt and generation tokens/s on stderr
+          edgeslm generate --model FILE [--chat] [--max-tokens N] [--temperature T] [--seed S] [--threads N]
+                           [--context N] [--ignore-eos] TEXT...
+                                    a llama/qwen2 GGUF decoder continues TEXT (--chat: answers it as a user turn
+                                    through the file's chat template, ChatML or Llama 3): only the reply on stdout,
+                                    streamed; prompt and generation tokens/s on stderr
         """;
 
     public static int Run(Arguments args, TextWriter output, TextWriter error)
@@ -28,6 +29,7 @@ internal static class GenerateCommand
         int threads = args.IntOption("threads", 1, 1, 64);
         int context = args.IntOption("context", 2048, 1, 1 << 20);
         bool ignoreEos = args.Flag("ignore-eos");
+        bool chat = args.Flag("chat");
         args.RejectUnknown();
         string text = string.Join(' ', args.Positional);
         if (text.Length == 0)
@@ -48,6 +50,21 @@ internal static class GenerateCommand
         if (tokenizer.VocabularySize != model.Config.VocabularySize)
         {
             throw new GgufFormatException($"{path}: metadata '{ByteLevelBpeTokenizer.TokensKey}' has {tokenizer.VocabularySize} tokens but tensor '{LlamaGguf.TokenEmbedding}' has {model.Config.VocabularySize} rows");
+        }
+        if (chat)
+        {
+            string? jinja = model.File.Get(ChatTemplate.MetadataKey)?.Value as string;
+            ChatTemplate? template = ChatTemplate.Recognise(jinja);
+            if (template is null)
+            {
+                error.WriteLine(jinja is null
+                    ? $"generate: {path} has no '{ChatTemplate.MetadataKey}'; the text goes in raw"
+                    : $"generate: the chat template of {path} is not one EdgeSlm knows (ChatML, Llama 3); the text goes in raw");
+            }
+            else
+            {
+                text = template.Format([("user", text)]);
+            }
         }
         int[] prompt = tokenizer.Encode(text, addSpecial: true, parseSpecial: true);
         if (prompt.Length == 0)
@@ -118,7 +135,9 @@ internal static class GenerateCommand
                 output.WriteLine($"decoder: matrices {string.Join(", ", types)}");
                 string model = file.Get(ByteLevelBpeTokenizer.ModelKey)?.Value as string ?? "none";
                 string pre = file.Get(ByteLevelBpeTokenizer.PreKey)?.Value as string ?? "default";
-                output.WriteLine($"decoder: tokenizer {model} (pre-tokenizer {pre}), chat template {(file.Get("tokenizer.chat_template") is null ? "none" : "present")}");
+                string? jinja = file.Get(ChatTemplate.MetadataKey)?.Value as string;
+                string template = jinja is null ? "none" : ChatTemplate.Recognise(jinja)?.Name ?? "not recognised (raw prompts)";
+                output.WriteLine($"decoder: tokenizer {model} (pre-tokenizer {pre}), chat template {template}");
             }
         }
         return ModelCommands.Info(path, output);
