@@ -38,6 +38,7 @@ public sealed class LlamaDecoder : IDisposable
     private readonly float[] _keyCache;   // (layer, context, kv_dim)
     private readonly float[] _valueCache; // (layer, context, kv_dim)
     private readonly QuantizedActivations _quantized = new(); // (batch, columns) a product's input in Q8_0, shared by q/k/v and gate/up
+    private float[] _scoreLogits = [];    // (vocab_size) ScoreContinuation's running logits, made on first use
 
     /// <param name="context">Positions the KV cache holds (prompt and generated tokens together).</param>
     /// <param name="threads">Threads for the products (the caller's included).</param>
@@ -150,7 +151,7 @@ public sealed class LlamaDecoder : IDisposable
         {
             throw new ArgumentException($"The logits of one token are {_c.VocabularySize} floats, not {logits.Length}.", nameof(logits));
         }
-        Forward(tokens, logits, allLogits: false);
+        Forward(tokens, logits, allLogits: false, classify: true);
     }
 
     /// <summary>Appends <paramref name="tokens"/> to the cache and writes every token's logits ((tokens, vocab_size)).</summary>
@@ -160,13 +161,99 @@ public sealed class LlamaDecoder : IDisposable
         {
             throw new ArgumentException($"{tokens.Length} tokens have {(long)tokens.Length * _c.VocabularySize} logits, not {logits.Length}.", nameof(logits));
         }
-        Forward(tokens, logits, allLogits: true);
+        Forward(tokens, logits, allLogits: true, classify: true);
     }
 
     /// <summary>Appends one token and writes its logits ((vocab_size)).</summary>
     public void Decode(int token, Span<float> logits) => Prefill([token], logits);
 
-    private void Forward(ReadOnlySpan<int> tokens, Span<float> logits, bool allLogits)
+    /// <summary>
+    /// Appends <paramref name="tokens"/> and writes the last one's logits for the ids of <paramref name="subset"/>
+    /// only ((subset.Count)): the output matrix, the largest product of these models, is read for those rows alone.
+    /// </summary>
+    public unsafe void Prefill(ReadOnlySpan<int> tokens, LogitSubset subset, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(subset);
+        if (!ReferenceEquals(subset.Output, _model.Weights.Output))
+        {
+            throw new ArgumentException("The subset was made for another model.", nameof(subset));
+        }
+        if (logits.Length != subset.Count)
+        {
+            throw new ArgumentException($"The subset has {subset.Count} ids; {logits.Length} logits were given.", nameof(logits));
+        }
+        Forward(tokens, default, allLogits: false, classify: false);
+        int dim = _c.HiddenSize;
+        int last = (tokens.Length - 1) % BatchSize;
+        Span<float> row = _xb.AsSpan(0, dim);
+        RmsNorm.Compute(_x.AsSpan(last * dim, dim), _model.Weights.OutputNorm, _c.RmsEpsilon, row);
+        DecoderMatrix output = subset.Output;
+        if (output.Quantized is not null)
+        {
+            _matMul.Quantize(row, 1, dim, _quantized);
+            for (int i = 0; i < subset.Count; i++)
+            {
+                _matMul.Multiply(subset.Rows[i]!, _quantized, logits.Slice(i, 1));
+            }
+        }
+        else
+        {
+            for (int i = 0; i < subset.Count; i++)
+            {
+                _dense.Multiply(output.Type, output.Data + subset.Ids[i] * output.RowBytes, 1, dim, row, 1, logits.Slice(i, 1));
+            }
+        }
+    }
+
+    /// <summary>The rows of the output matrix for <paramref name="ids"/>, for <see cref="Prefill(ReadOnlySpan{int}, LogitSubset, Span{float})"/>.</summary>
+    public LogitSubset CreateSubset(ReadOnlySpan<int> ids) => new(_model.Weights.Output, ids);
+
+    /// <summary>
+    /// log P(continuation | everything in the cache): <paramref name="lastLogits"/> are the logits after the last
+    /// token in the cache (what the previous Prefill or Decode wrote); each continuation token's log-probability goes
+    /// to <paramref name="logProbabilities"/>, and all but the last token are appended to the cache. Returns the sum.
+    /// </summary>
+    public double ScoreContinuation(ReadOnlySpan<float> lastLogits, ReadOnlySpan<int> continuation, Span<float> logProbabilities)
+    {
+        if (lastLogits.Length != _c.VocabularySize || logProbabilities.Length != continuation.Length || continuation.IsEmpty)
+        {
+            throw new ArgumentException($"Scoring needs {_c.VocabularySize} logits and one log-probability per continuation token (got {lastLogits.Length} logits, {continuation.Length} tokens, {logProbabilities.Length} results).");
+        }
+        if (_scoreLogits.Length == 0)
+        {
+            _scoreLogits = new float[_c.VocabularySize];
+        }
+        lastLogits.CopyTo(_scoreLogits);
+        double total = 0;
+        for (int i = 0; i < continuation.Length; i++)
+        {
+            int id = continuation[i];
+            if ((uint)id >= (uint)_c.VocabularySize)
+            {
+                throw new ArgumentOutOfRangeException(nameof(continuation), id, $"token ids run from 0 to {_c.VocabularySize - 1}");
+            }
+            logProbabilities[i] = (float)LogSoftmaxAt(_scoreLogits, id);
+            total += logProbabilities[i];
+            if (i + 1 < continuation.Length)
+            {
+                Decode(id, _scoreLogits);
+            }
+        }
+        return total;
+    }
+
+    private static double LogSoftmaxAt(ReadOnlySpan<float> logits, int id)
+    {
+        float max = TensorPrimitives.Max(logits);
+        double sum = 0;
+        foreach (float v in logits)
+        {
+            sum += Math.Exp(v - max);
+        }
+        return logits[id] - max - Math.Log(sum);
+    }
+
+    private void Forward(ReadOnlySpan<int> tokens, Span<float> logits, bool allLogits, bool classify)
     {
         if (tokens.Length == 0)
         {
@@ -188,11 +275,11 @@ public sealed class LlamaDecoder : IDisposable
             int count = Math.Min(BatchSize, tokens.Length - start);
             bool last = start + count == tokens.Length;
             Batch(tokens.Slice(start, count));
-            if (allLogits)
+            if (classify && allLogits)
             {
                 Classify(0, count, logits.Slice(start * _c.VocabularySize, count * _c.VocabularySize));
             }
-            else if (last)
+            else if (classify && last)
             {
                 Classify(count - 1, 1, logits);
             }
@@ -356,4 +443,36 @@ public sealed class DecoderState
     internal float[] Values { get; } // (layer, positions, kv_dim)
 
     public long Bytes => 2L * Keys.Length * sizeof(float);
+}
+
+/// <summary>Chosen rows of a decoder's output matrix (<see cref="LlamaDecoder.CreateSubset"/>): logits for those token ids only.</summary>
+public sealed unsafe class LogitSubset
+{
+    internal LogitSubset(DecoderMatrix output, ReadOnlySpan<int> ids)
+    {
+        if (ids.IsEmpty)
+        {
+            throw new ArgumentException("A subset needs at least one token id.", nameof(ids));
+        }
+        Output = output;
+        Ids = ids.ToArray();
+        Rows = new QuantizedMatrix?[Ids.Length];
+        for (int i = 0; i < Ids.Length; i++)
+        {
+            if ((uint)Ids[i] >= (uint)output.Rows)
+            {
+                throw new ArgumentOutOfRangeException(nameof(ids), Ids[i], $"token ids run from 0 to {output.Rows - 1}");
+            }
+            if (output.Quantized is not null)
+            {
+                Rows[i] = QuantizedMatrix.View(output.Type, 1, output.Columns, output.Data + Ids[i] * output.RowBytes, output.RowBytes);
+            }
+        }
+    }
+
+    internal DecoderMatrix Output { get; }
+    internal int[] Ids { get; }
+    internal QuantizedMatrix?[] Rows { get; } // one-row views of the output matrix, for quantized types
+
+    public int Count => Ids.Length;
 }

@@ -217,3 +217,67 @@ public sealed class LlamaDecoderTests(ITestOutputHelper output)
         return best;
     }
 }
+
+/// <summary>Logits for a chosen set of token ids, and log-probabilities of continuations.</summary>
+public sealed class LlamaScoringTests
+{
+    [Theory]
+    [InlineData("llama", "q4_0", true)]
+    [InlineData("qwen2", "q8_0", false)]
+    [InlineData("qwen2", "f16", true)]
+    [InlineData("llama", "f32", false)]
+    public void Subset_logits_equal_those_of_the_full_output(string architecture, string typeName, bool tied)
+    {
+        QuantType type = QuantTypeTraits.Parse(typeName).Type;
+        using LlamaModel model = LlamaModel.Load(SyntheticDecoder.Cached(LlamaDecoderTests.Shape(architecture, tied), type));
+        int[] prompt = LlamaDecoderTests.Prompt(21, seed: 21);
+        var full = new float[model.Config.VocabularySize];
+        using var a = new LlamaDecoder(model, context: 64, batchSize: 8);
+        a.Prefill(prompt, full);
+
+        int[] ids = [0, 7, 50258, 1234, 42, 50256, 31337];
+        using var b = new LlamaDecoder(model, context: 64, batchSize: 8);
+        LogitSubset subset = b.CreateSubset(ids);
+        var some = new float[ids.Length];
+        b.Prefill(prompt, subset, some);
+        Assert.Equal(prompt.Length, b.Position);
+        for (int i = 0; i < ids.Length; i++)
+        {
+            Assert.True(Math.Abs(full[ids[i]] - some[i]) <= 1e-5f * (1 + Math.Abs(full[ids[i]])), $"id {ids[i]}: {full[ids[i]]} vs {some[i]}");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => b.CreateSubset([model.Config.VocabularySize]));
+    }
+
+    [Fact]
+    public void Continuation_log_probabilities_are_the_log_softmax_of_the_logits_at_each_step()
+    {
+        using LlamaModel model = LlamaModel.Load(SyntheticDecoder.Cached(DecoderShape.TinyQwen2(), QuantType.Q4_0));
+        int vocabulary = model.Config.VocabularySize;
+        int[] prompt = LlamaDecoderTests.Prompt(12, seed: 31);
+        int[] continuation = LlamaDecoderTests.Prompt(5, seed: 32);
+
+        using var all = new LlamaDecoder(model, context: 64, batchSize: 1);
+        var logits = new float[(prompt.Length + continuation.Length) * vocabulary];
+        all.Evaluate([.. prompt, .. continuation], logits);
+
+        using var scorer = new LlamaDecoder(model, context: 64, batchSize: 1);
+        var last = new float[vocabulary];
+        scorer.Prefill(prompt, last);
+        var logProbabilities = new float[continuation.Length];
+        double total = scorer.ScoreContinuation(last, continuation, logProbabilities);
+        double expectedTotal = 0;
+        for (int i = 0; i < continuation.Length; i++)
+        {
+            ReadOnlySpan<float> step = logits.AsSpan((prompt.Length - 1 + i) * vocabulary, vocabulary);
+            double max = double.NegativeInfinity, sum = 0;
+            foreach (float v in step) max = Math.Max(max, v);
+            foreach (float v in step) sum += Math.Exp(v - max);
+            double expected = step[continuation[i]] - max - Math.Log(sum);
+            Assert.Equal(expected, logProbabilities[i], 1e-4);
+            Assert.True(logProbabilities[i] < 0);
+            expectedTotal += expected;
+        }
+        Assert.Equal(expectedTotal, total, 1e-3);
+        Assert.Equal(prompt.Length + continuation.Length - 1, scorer.Position);
+    }
+}
