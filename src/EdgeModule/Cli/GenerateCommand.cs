@@ -13,8 +13,8 @@ internal static class GenerateCommand
 {
     public const string Usage =
         """
-          edgeslm generate --model FILE [--chat] [--max-tokens N] [--temperature T] [--seed S] [--threads N]
-                           [--context N] [--ignore-eos] TEXT...
+          edgeslm generate --model FILE [--chat] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
+                           [--seed S] [--threads N] [--context N] [--ignore-eos] TEXT...
                                     a llama/qwen2 GGUF decoder continues TEXT (--chat: answers it as a user turn
                                     through the file's chat template, ChatML or Llama 3): only the reply on stdout,
                                     streamed; prompt and generation tokens/s on stderr
@@ -25,6 +25,12 @@ internal static class GenerateCommand
         string path = args.RequiredOption("model");
         int maxTokens = args.IntOption("max-tokens", 128, 0, 1 << 20);
         float temperature = FloatOption(args, "temperature", 0f);
+        int topK = args.IntOption("top-k", 0, 0, int.MaxValue);
+        float topP = FloatOption(args, "top-p", 1f);
+        if (!(topP > 0 && topP <= 1))
+        {
+            throw new UsageException($"--top-p must be a probability above 0 and at most 1, not {topP}");
+        }
         int seed = args.IntOption("seed", 0, int.MinValue, int.MaxValue);
         int threads = args.IntOption("threads", 1, 1, 64);
         int context = args.IntOption("context", 2048, 1, 1 << 20);
@@ -76,7 +82,7 @@ internal static class GenerateCommand
             throw new UsageException($"generate: the prompt has {prompt.Length} tokens; --context {context} leaves no room to generate");
         }
         using var decoder = new LlamaDecoder(model, context, threads);
-        var sampler = new TokenSampler(model.Config.VocabularySize, temperature, seed);
+        var sampler = new TokenSampler(model.Config.VocabularySize, temperature, seed, topK, topP);
         var logits = new float[model.Config.VocabularySize];
         var bytes = new byte[Enumerable.Range(0, tokenizer.VocabularySize).Max(tokenizer.MaxBytes)];
         var chars = new char[bytes.Length + 2];
