@@ -282,17 +282,23 @@ public sealed class ByteLevelBpeTokenizer
         }
         string token = _tokens[id];
         int n = 0;
-        foreach (char c in token)
+        for (int i = 0; i < token.Length;)
         {
-            int b = c < CharToByte.Length ? CharToByte[c] : -1;
+            int b = token[i] < CharToByte.Length ? CharToByte[token[i]] : -1;
             if (b >= 0)
             {
                 destination[n++] = (byte)b;
+                i++;
+                continue;
             }
-            else
+            // Characters outside GPT-2's byte map stand for themselves: a run of them as UTF-8 (surrogate pairs whole).
+            int end = i + 1;
+            while (end < token.Length && (token[end] >= CharToByte.Length || CharToByte[token[end]] < 0))
             {
-                n += Encoding.UTF8.GetBytes(c.ToString(), destination[n..]);
+                end++;
             }
+            n += Encoding.UTF8.GetBytes(token.AsSpan(i, end - i), destination[n..]);
+            i = end;
         }
         return n;
     }

@@ -95,6 +95,37 @@ public sealed class ByteLevelBpeTokenizerTests(ITestOutputHelper output)
         Assert.False(tokenizer.IsEndOfGeneration(Gpt2Vocabulary.EndOfTextId + 1)); // <|im_start|>
     }
 
+    [Fact]
+    public void Tokens_spelled_outside_the_byte_map_decode_as_their_own_utf8()
+    {
+        using GgufFile original = GgufFile.Open(File("qwen2", addBos: false));
+        var writer = new GgufWriter();
+        foreach ((string key, GgufValue value) in original.Metadata)
+        {
+            if (key == "tokenizer.ggml.tokens")
+            {
+                string[] tokens = (string[])value.AsArray<string>(key).Clone();
+                tokens[300] = "\U0001F600x\u4E2D"; // an emoji (a surrogate pair), a mapped byte, a CJK character
+                writer.Add(key, GgufValue.Of(tokens));
+            }
+            else writer.Add(key, value);
+        }
+        string path = Path.Combine(Path.GetTempPath(), "edgeslm-decoder-tests", $"odd-token-{Guid.NewGuid():N}.gguf");
+        writer.WriteTo(path);
+        try
+        {
+            using GgufFile file = GgufFile.Open(path);
+            ByteLevelBpeTokenizer tokenizer = ByteLevelBpeTokenizer.FromGguf(file);
+            var buffer = new byte[tokenizer.MaxBytes(300)];
+            int n = tokenizer.TokenBytes(300, buffer);
+            Assert.Equal("\U0001F600x\u4E2D", System.Text.Encoding.UTF8.GetString(buffer, 0, n));
+        }
+        finally
+        {
+            System.IO.File.Delete(path);
+        }
+    }
+
     [Theory]
     [InlineData("tokenizer.ggml.pre", "metadata 'tokenizer.ggml.pre' = 'klingon' is not a pre-tokenizer")]
     [InlineData("tokenizer.ggml.token_type", "metadata 'tokenizer.ggml.token_type' has 3 entries for 50259 tokens")]
