@@ -24,6 +24,7 @@ public sealed class LlamaDecoder : IDisposable
     private readonly QuantMatMul _matMul;
     private readonly DenseMatMul _dense;
     private readonly RopeTable _rope;
+    private readonly ParallelGroupedQueryAttention _attention;
     private readonly float _attentionScale;
 
     // RunState for a batch of up to BatchSize tokens.
@@ -34,7 +35,6 @@ public sealed class LlamaDecoder : IDisposable
     private readonly float[] _proj;       // (batch, dim) a projection before the residual add
     private readonly float[] _gate;       // (batch, hidden_dim) gate, then silu(gate) * up
     private readonly float[] _up;         // (batch, hidden_dim)
-    private readonly float[] _scores;     // (context) one head's attention weights
     private readonly float[] _keyCache;   // (layer, context, kv_dim)
     private readonly float[] _valueCache; // (layer, context, kv_dim)
     private readonly QuantizedActivations _quantized = new(); // (batch, columns) a product's input in Q8_0, shared by q/k/v and gate/up
@@ -60,6 +60,7 @@ public sealed class LlamaDecoder : IDisposable
         BatchSize = batchSize;
         _matMul = new QuantMatMul(threads, path);
         _dense = new DenseMatMul(_matMul);
+        _attention = new ParallelGroupedQueryAttention(_matMul, context);
         _rope = new RopeTable(_c.Architecture.Rope, _c.HeadSize, context, _c.RopeBase);
         _attentionScale = 1f / MathF.Sqrt(_c.HeadSize);
 
@@ -71,7 +72,6 @@ public sealed class LlamaDecoder : IDisposable
         _proj = new float[batchSize * _c.HiddenSize];
         _gate = new float[batchSize * _c.FeedForwardSize];
         _up = new float[batchSize * _c.FeedForwardSize];
-        _scores = new float[context];
         long cache = checked((long)_c.LayerCount * context * _c.KvSize);
         if (cache > Array.MaxLength)
         {
@@ -332,12 +332,8 @@ public sealed class LlamaDecoder : IDisposable
                 _rope.Apply(k.Slice(t * kvSize, kvSize), p + t);
             }
 
-            // causal grouped-query attention: token t sees positions 0 .. p + t
-            for (int t = 0; t < n; t++)
-            {
-                GroupedQueryAttention.Compute(q.Slice(t * qSize, qSize), keys, values, p + t + 1,
-                    _c.HeadCount, _c.KvHeadCount, _c.HeadSize, _attentionScale, _scores, att.Slice(t * qSize, qSize));
-            }
+            // causal grouped-query attention: token t sees positions 0 .. p + t; (token, head) pairs on the pool
+            _attention.Compute(q, keys, values, p + 1, n, _c.HeadCount, _c.KvHeadCount, _c.HeadSize, _attentionScale, att);
 
             // output projection and residual
             Product(layer.AttentionOutput, att, n, proj);
