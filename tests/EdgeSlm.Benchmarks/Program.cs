@@ -1,4 +1,5 @@
 using System.Globalization;
+using EdgeSlm.Benchmarks.Decoder;
 using EdgeSlm.Benchmarks.Embed;
 using EdgeSlm.Benchmarks.Kernels;
 using EdgeSlm.Benchmarks.Module;
@@ -21,6 +22,8 @@ internal static class Program
                                                 KERNEL_AB_FORWARD=N for whole forward passes; see Kernels/KernelAb.cs)
                EdgeSlm.Benchmarks quantizer-ab (the activation quantizer's tiers interleaved, ns per block)
                EdgeSlm.Benchmarks attention-ab (the attention kernel's tiers interleaved, µs per sentence and layer)
+               EdgeSlm.Benchmarks decoder [--shapes smollm2-135m,qwen2.5-0.5b] [--threads 1,2] [--prompt 64] [--generate 64] [--rounds 5] [--out FILE]
+                                              (EdgeSlm's decoder against llama.cpp on synthetic Q4_0 files; Decoder/DecoderBenchmark.cs)
                EdgeSlm.Benchmarks module [--threads 1,2] [--count 10000] [--sustain-seconds 60] [--out FILE]
 
           module         the module (edgeslm run, a child process) through a real mosquitto, per thread count: a burst
@@ -48,6 +51,10 @@ internal static class Program
         {
             Console.WriteLine(Usage);
             return args.Length == 0 ? 2 : 0;
+        }
+        if (args[0] == "decoder")
+        {
+            return Decoder.DecoderBenchmark.Run(args);
         }
         if (args[0] == "kernel-ab")
         {

@@ -18,6 +18,8 @@ public static class BinarySeeds
     {
         yield return Write(corpus, "gguf", "every-type.gguf", EveryType());
         yield return Write(corpus, "gguf", "toy-bert.gguf", ToyBert());
+        yield return Write(corpus, "gguf-decoder", "toy-llama.gguf", ToyDecoder("llama"));
+        yield return Write(corpus, "gguf-decoder", "toy-qwen2.gguf", ToyDecoder("qwen2"));
         yield return Write(corpus, "onnx", "matmul.onnx", OnnxGraph(packed: true));
         yield return Write(corpus, "onnx", "unpacked.onnx", OnnxGraph(packed: false));
         yield return Write(corpus, "onnx", "external-data.onnx", Model(Graph(Field(5, Tensor("w", [2], 1, raw: null, external: true)))));
@@ -36,6 +38,58 @@ public static class BinarySeeds
         using var stream = new MemoryStream();
         writer.WriteTo(stream);
         return stream.ToArray();
+    }
+
+    /// <summary>A one-layer decoder (hidden 32, 2 heads, 1 KV head) with a byte-level BPE vocabulary of 259 tokens.</summary>
+    private static byte[] ToyDecoder(string architecture)
+    {
+        var byteChars = new List<string>();
+        int next = 256;
+        for (int b = 0; b < 256; b++)
+        {
+            bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+            byteChars.Add(((char)(printable ? b : next++)).ToString());
+        }
+        string[] tokens = [.. byteChars, "\u0120t", "he", "<|endoftext|>"];
+        int[] types = tokens.Select((_, i) => i == tokens.Length - 1 ? 3 : 1).ToArray();
+        const int dim = 32, ffn = 32, kv = 16;
+        var writer = new GgufWriter()
+            .Add("general.architecture", GgufValue.Of(architecture))
+            .Add($"{architecture}.context_length", GgufValue.Of(64u))
+            .Add($"{architecture}.embedding_length", GgufValue.Of((uint)dim))
+            .Add($"{architecture}.block_count", GgufValue.Of(1u))
+            .Add($"{architecture}.feed_forward_length", GgufValue.Of((uint)ffn))
+            .Add($"{architecture}.attention.head_count", GgufValue.Of(2u))
+            .Add($"{architecture}.attention.head_count_kv", GgufValue.Of(1u))
+            .Add($"{architecture}.attention.layer_norm_rms_epsilon", GgufValue.Of(1e-5f))
+            .Add("tokenizer.ggml.model", GgufValue.Of("gpt2"))
+            .Add("tokenizer.ggml.pre", GgufValue.Of(architecture == "qwen2" ? "qwen2" : "smollm"))
+            .Add("tokenizer.ggml.tokens", GgufValue.Of(tokens))
+            .Add("tokenizer.ggml.token_type", GgufValue.Of(types))
+            .Add("tokenizer.ggml.merges", GgufValue.Of(["\u0120 t", "h e"]))
+            .Add("tokenizer.ggml.bos_token_id", GgufValue.Of((uint)tokens.Length - 1))
+            .Add("tokenizer.ggml.eos_token_id", GgufValue.Of((uint)tokens.Length - 1));
+        int seed = 1;
+        void Matrix(string name, int rows, int columns) => writer.AddTensor(name, QuantType.F32, [columns, rows], Floats(rows * columns, seed++));
+        void Vector(string name, int length) => writer.AddTensor(name, QuantType.F32, [length], Floats(length, seed++));
+        Matrix("token_embd.weight", tokens.Length, dim);
+        Vector("blk.0.attn_norm.weight", dim);
+        Matrix("blk.0.attn_q.weight", dim, dim);
+        Matrix("blk.0.attn_k.weight", kv, dim);
+        Matrix("blk.0.attn_v.weight", kv, dim);
+        if (architecture == "qwen2")
+        {
+            Vector("blk.0.attn_q.bias", dim);
+            Vector("blk.0.attn_k.bias", kv);
+            Vector("blk.0.attn_v.bias", kv);
+        }
+        Matrix("blk.0.attn_output.weight", dim, dim);
+        Vector("blk.0.ffn_norm.weight", dim);
+        Matrix("blk.0.ffn_gate.weight", ffn, dim);
+        Matrix("blk.0.ffn_up.weight", ffn, dim);
+        Matrix("blk.0.ffn_down.weight", dim, ffn);
+        Vector("output_norm.weight", dim);
+        return ToBytes(writer);
     }
 
     private static byte[] EveryType()

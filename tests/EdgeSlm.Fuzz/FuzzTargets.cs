@@ -13,7 +13,9 @@ using EdgeSlm.Intents.Slots;
 using EdgeSlm.Intents.Templates;
 using EdgeSlm.Models.Bert;
 using EdgeSlm.Models.Gguf;
+using EdgeSlm.Models.Llama;
 using EdgeSlm.Models.Onnx;
+using EdgeSlm.Models.Tokenizers;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EdgeSlm.Fuzz;
@@ -38,7 +40,7 @@ public static class FuzzTargets
     /// Every target; CI fuzzes each for the same time and the replay test reads each one's corpus folder. A new
     /// parser of outside data goes here and in <see cref="Run"/>, with a seed corpus in corpus/&lt;name&gt;/.
     /// </summary>
-    public static IReadOnlyList<string> Names { get; } = ["gguf", "onnx", "intents-yaml", "template", "hermes", "native", "azure-twin", "azure-method", "wyoming-event"];
+    public static IReadOnlyList<string> Names { get; } = ["gguf", "gguf-decoder", "onnx", "intents-yaml", "template", "hermes", "native", "azure-twin", "azure-method", "wyoming-event"];
 
     // What the module itself uses: MaxPayloadBytes' default, the engine's expansion settings.
     private const int MaxPayloadBytes = 8192;
@@ -52,6 +54,7 @@ public static class FuzzTargets
     public static FuzzOutcome Run(string target, byte[] input) => target switch
     {
         "gguf" => Gguf(input),
+        "gguf-decoder" => GgufDecoder(input),
         "onnx" => Onnx(input),
         "intents-yaml" => IntentsYaml(input),
         "template" => Template(input),
@@ -62,6 +65,33 @@ public static class FuzzTargets
         "wyoming-event" => WyomingEvents(input),
         _ => throw new ArgumentException($"no fuzz target '{target}' (targets: {string.Join(", ", Names)})", nameof(target)),
     };
+
+    /// <summary>A decoder file: the llama/qwen2 loader, the byte-level BPE tokenizer from its metadata, one forward pass.</summary>
+    private static FuzzOutcome GgufDecoder(byte[] input)
+    {
+        string directory = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+        string path = Path.Combine(directory, $"edgeslm-fuzz-decoder-{Environment.ProcessId}-{Environment.CurrentManagedThreadId}.gguf");
+        File.WriteAllBytes(path, input);
+        try
+        {
+            using Models.Llama.LlamaModel model = Models.Llama.LlamaModel.Load(path);
+            var tokenizer = Models.Tokenizers.ByteLevelBpeTokenizer.FromGguf(model.File);
+            int[] ids = tokenizer.Encode("Turn on the lights, 42 caf\u00e9 \U0001F600 <|endoftext|>", addSpecial: true, parseSpecial: true);
+            _ = tokenizer.Decode(ids);
+            using var decoder = new Models.Llama.LlamaDecoder(model, context: 4, batchSize: 2);
+            var logits = new float[model.Config.VocabularySize];
+            decoder.Prefill([0, model.Config.VocabularySize - 1], logits);
+            return FuzzOutcome.Read($"{model.Config.Architecture.Name} decoder, {model.Config.LayerCount} layers, {tokenizer.VocabularySize} tokens, {ids.Length} ids");
+        }
+        catch (GgufFormatException e)
+        {
+            return FuzzOutcome.Refused(e);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 
     /// <summary>GgufFile maps a path, so the input goes to a file (in RAM where /dev/shm exists); then the BERT loader reads it.</summary>
     private static FuzzOutcome Gguf(byte[] input)

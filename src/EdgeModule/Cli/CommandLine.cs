@@ -16,7 +16,7 @@ internal static class CommandLine
     public const int ExitUsage = 2;
 
     private const string Usage =
-        """
+        $"""
         edgeslm: intent recognition for voice transcripts and sensor events on the edge, int4 on NEON.
 
         Usage:
@@ -38,6 +38,7 @@ internal static class CommandLine
           edgeslm demo [TEXT...]    the module on an embedded broker with the sample home intents, fed a few transcripts
           edgeslm eval [--model FILE] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N]
                                     train an intent classifier on one file, report accuracy on the other
+        {GenerateCommand.Usage}
           edgeslm --version         version, runtime and architecture
           edgeslm --help            this text
 
@@ -58,7 +59,7 @@ internal static class CommandLine
                 [string verb, .. var rest] when rest.Contains("--help") || rest.Contains("-h") => Help(verb, output, error),
                 ["--version"] or ["version"] => Print(output, VersionLine()),
                 ["info", "--cpu"] => Print(output, CpuReport()),
-                ["info", string file] when !file.StartsWith('-') => ModelCommands.Info(file, output),
+                ["info", string file] when !file.StartsWith('-') => GenerateCommand.Info(file, output),
                 ["info", ..] => Fail(error, ExitUsage, "info: say what to show (--cpu or a GGUF file)."),
                 ["convert", .. var rest] => ModelCommands.Convert(new Arguments(rest, new HashSet<string> { "plain" }), output, error),
                 ["embed", .. var rest] => ModelCommands.Embed(new Arguments(rest, new HashSet<string>()), output),
@@ -67,6 +68,7 @@ internal static class CommandLine
                 ["health", .. var rest] => ModuleCommands.Health(new Arguments(rest, new HashSet<string>()), output, error),
                 ["demo", .. var rest] => ModuleCommands.Demo(new Arguments(rest, new HashSet<string>()), output, error),
                 ["eval", .. var rest] => EvalCommand.Run(new Arguments(rest, new HashSet<string> { "json" }), output),
+                ["generate", .. var rest] => GenerateCommand.Run(new Arguments(rest, new HashSet<string> { "ignore-eos", "chat" }), output, error),
                 [string verb, ..] => Fail(error, ExitUsage, $"Unknown command '{verb}'. Run 'edgeslm --help'."),
             };
         }

@@ -259,6 +259,16 @@ internal static unsafe class TileWalk
         for (int row = rowStart; row < rowEnd; row += 4)
         {
             int live = Rows(args, row, rowEnd, out byte* w0, out byte* w1, out byte* w2, out byte* w3);
+            if (args.Tokens == 1 && Sse.IsSupported)
+            {
+                // A matrix-vector product streams the weights from memory once, 4 short rows at a time, which the
+                // hardware prefetchers do not follow: ask for the tile after next (its 4 rows are contiguous).
+                byte* ahead = args.WeightRow(row + 8);
+                for (nint offset = 0; offset < 4 * args.WeightRowBytes; offset += 64)
+                {
+                    Sse.Prefetch0(ahead + offset);
+                }
+            }
             int t = 0;
             for (; t + 1 < args.Tokens; t += 4)
             {

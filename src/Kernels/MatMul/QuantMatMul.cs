@@ -54,6 +54,9 @@ public sealed unsafe class QuantMatMul : IDisposable
     public KernelPath Path { get; }
     public int Threads => _pool.Threads;
 
+    /// <summary>The pool the products run on, for other products of the same model (<see cref="DenseMatMul"/>).</summary>
+    internal WorkerPool Pool => _pool;
+
     private volatile int _activeThreads;
 
     /// <summary>

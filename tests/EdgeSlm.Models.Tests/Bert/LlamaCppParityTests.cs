@@ -15,11 +15,7 @@ public sealed class LlamaCppParityTests(ConvertedModels models, ITestOutputHelpe
 {
     static LlamaCppParityTests()
     {
-        // llama.cpp logs every load step; keep warnings and errors only.
-        NativeLibraryConfig.All.WithLogCallback((level, message) =>
-        {
-            if (level is LLamaLogLevel.Warning or LLamaLogLevel.Error) Console.Error.Write(message);
-        });
+        LlamaCppLibrary.Configure();
     }
 
     [Theory]

@@ -1,0 +1,127 @@
+using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Kernels.Quantization;
+using EdgeSlm.Models.Llama;
+using EdgeSlm.Testing;
+using LLama.Common;
+using LLama.Native;
+using LLama;
+
+namespace EdgeSlm.Models.Tests.Llama;
+
+/// <summary>
+/// llama.cpp (LLamaSharp 0.30.0's CPU backend) and EdgeSlm on the very same synthetic decoder files: logits of a
+/// 64-token prompt at every position, and 64 greedy tokens after it. llama.cpp runs with an f32 KV cache and
+/// without flash attention, so that both compute the same function (its defaults, an f16 cache and f16
+/// accumulation of the attention output, round more than the weights do in an f32 file).
+/// </summary>
+public sealed class LlamaCppDecoderParityTests(ITestOutputHelper output)
+{
+    private const int PromptLength = 64;
+    private const int Generated = 64;
+
+    static LlamaCppDecoderParityTests()
+    {
+        LlamaCppLibrary.Configure();
+    }
+
+    [Theory]
+    [MemberData(nameof(LlamaDecoderTests.Files), MemberType = typeof(LlamaDecoderTests))]
+    public void Logits_and_greedy_tokens_agree_with_llama_cpp(string architecture, string typeName, bool tied)
+    {
+        QuantType type = QuantTypeTraits.Parse(typeName).Type;
+        string path = SyntheticDecoder.Cached(LlamaDecoderTests.Shape(architecture, tied), type);
+        int[] prompt = LlamaDecoderTests.Prompt(PromptLength, seed: 64);
+
+        var parameters = new ModelParams(path)
+        {
+            ContextSize = 256,
+            BatchSize = 256,
+            UBatchSize = 256,
+            Threads = 1,
+            GpuLayerCount = 0,
+            TypeK = GGMLType.GGML_TYPE_F32,
+            TypeV = GGMLType.GGML_TYPE_F32,
+            FlashAttention = false,
+        };
+        using LLamaWeights weights = LLamaWeights.LoadFromFile(parameters);
+        using LLamaContext context = weights.CreateContext(parameters);
+        using LlamaModel model = LlamaModel.Load(path);
+        using var decoder = new LlamaDecoder(model, context: 256, threads: 1);
+        int vocabulary = model.Config.VocabularySize;
+        Assert.Equal(vocabulary, weights.Vocab.Count);
+
+        // The prompt in one batch, logits at every position.
+        var batch = new LLamaBatch();
+        for (int i = 0; i < prompt.Length; i++)
+        {
+            batch.Add(prompt[i], i, LLamaSeqId.Zero, logits: true);
+        }
+        Assert.Equal(DecodeResult.Ok, context.NativeHandle.Decode(batch));
+        var ours = new float[prompt.Length * vocabulary];
+        decoder.Evaluate(prompt, ours);
+        double minimum = 1;
+        int argmaxAgree = 0;
+        for (int i = 0; i < prompt.Length; i++)
+        {
+            float[] theirs = context.NativeHandle.GetLogitsIth(i).ToArray();
+            float[] mine = ours.AsSpan(i * vocabulary, vocabulary).ToArray();
+            minimum = Math.Min(minimum, Cosine.Of(theirs, mine));
+            argmaxAgree += LlamaDecoderTests.ArgMax(theirs) == LlamaDecoderTests.ArgMax(mine) ? 1 : 0;
+        }
+
+        // Greedy generation, each engine on its own choices.
+        int theirsNext = LlamaDecoderTests.ArgMax(context.NativeHandle.GetLogitsIth(prompt.Length - 1));
+        int oursNext = LlamaDecoderTests.ArgMax(ours.AsSpan((prompt.Length - 1) * vocabulary, vocabulary));
+        var theirTokens = new List<int>();
+        var ourTokens = new List<int>();
+        var theirGaps = new List<float>(); // llama.cpp's own top-1 minus top-2 logit at each step
+        theirGaps.Add(TopTwoGap(context.NativeHandle.GetLogitsIth(prompt.Length - 1)));
+        var logits = new float[vocabulary];
+        for (int step = 0; step < Generated; step++)
+        {
+            theirTokens.Add(theirsNext);
+            ourTokens.Add(oursNext);
+            if (step == Generated - 1) break;
+            batch.Clear();
+            batch.Add(theirsNext, prompt.Length + step, LLamaSeqId.Zero, logits: true);
+            Assert.Equal(DecodeResult.Ok, context.NativeHandle.Decode(batch));
+            Span<float> next = context.NativeHandle.GetLogitsIth(0);
+            theirGaps.Add(TopTwoGap(next));
+            theirsNext = LlamaDecoderTests.ArgMax(next);
+            decoder.Decode(oursNext, logits);
+            oursNext = LlamaDecoderTests.ArgMax(logits);
+        }
+        int same = 0;
+        while (same < Generated && theirTokens[same] == ourTokens[same]) same++;
+        int firstClose = theirGaps.FindIndex(g => g < 1e-3f);
+        output.WriteLine($"{architecture} {typeName} {(tied ? "tied" : "untied")}: minimum cosine {minimum:F7}, argmax agrees at {argmaxAgree} of {prompt.Length}, greedy tokens identical for {same} of {Generated} (llama.cpp's first top-two gap < 1e-3 at step {firstClose})");
+        output.WriteLine($"llama.cpp: {string.Join(" ", theirTokens)}");
+        output.WriteLine($"EdgeSlm:   {string.Join(" ", ourTokens)}");
+
+        Assert.True(minimum >= LlamaDecoderTests.Tolerance(type), $"minimum cosine {minimum:F7}");
+        if (type == QuantType.F32)
+        {
+            Assert.Equal(prompt.Length, argmaxAgree);
+        }
+        if (type is QuantType.F32 or QuantType.F16)
+        {
+            Assert.Equal(theirTokens, ourTokens);
+        }
+        else if (type == QuantType.Q4_0)
+        {
+            int required = firstClose < 0 ? Generated : firstClose;
+            Assert.True(same >= required, $"greedy tokens differ at step {same}, before llama.cpp's first near tie at step {firstClose}");
+        }
+    }
+
+    private static float TopTwoGap(ReadOnlySpan<float> logits)
+    {
+        float first = float.NegativeInfinity, second = float.NegativeInfinity;
+        foreach (float v in logits)
+        {
+            if (v > first) { second = first; first = v; }
+            else if (v > second) second = v;
+        }
+        return first - second;
+    }
+}
