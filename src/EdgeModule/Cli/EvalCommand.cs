@@ -5,6 +5,7 @@ using EdgeSlm.Intents.Classifiers;
 using EdgeSlm.Intents.Evaluation;
 using EdgeSlm.Intents.Examples;
 using EdgeSlm.Intents.Features;
+using EdgeSlm.Intents.Training;
 using EdgeSlm.Models.Bert;
 using EdgeSlm.Models.Conversion;
 
@@ -53,7 +54,7 @@ internal static class EvalCommand
             EvaluationReport report = l2 is double fixedL2
                 ? IntentEvaluation.Run(features, train, test, settings with { L2 = (float)fixedL2 }, threshold, selectL2: false, featureCache, lexicalWeight)
                 : IntentEvaluation.Run(features, train, test, settings, threshold, featureCache: featureCache, lexicalWeight: lexicalWeight);
-            if (savePath is not null && !HeadFile.TryWrite(savePath, report.Head, report.Threshold))
+            if (savePath is not null && !HeadFile.TryWrite(savePath, report.Head, report.Threshold, report.Tagger))
             {
                 throw new IOException($"cannot write the head to {savePath}");
             }

@@ -8,6 +8,7 @@ using EdgeSlm.Intents.Examples;
 using EdgeSlm.Intents.Features;
 using EdgeSlm.Intents.Recognition;
 using EdgeSlm.Intents.Slots;
+using EdgeSlm.Intents.Tagging;
 using EdgeSlm.Intents.Templates;
 using EdgeSlm.Intents.Training;
 using EdgeSlm.Models.Bert;
@@ -33,7 +34,8 @@ public sealed record EvaluationReport(
     double EmbedSeconds,
     IntentHead Head,
     int TrainCount,
-    float L2);
+    float L2,
+    SlotTagger? Tagger = null);
 
 /// <summary>
 /// Trains an intent classifier on one JSONL file and measures it on another: the sentences are embedded (one
@@ -55,7 +57,7 @@ public static class IntentEvaluation
 
     /// <param name="settings">Training settings; with <paramref name="selectL2"/> its L2 is replaced by the best of <see cref="HeadTraining.L2Candidates"/>.</param>
     /// <param name="threshold">A fixed "not recognized" threshold (0: never reject); null to calibrate it.</param>
-    /// <param name="featureCache">A directory that keeps embedded example sets between runs (see <see cref="ExampleFeatures.Embed"/>), or null.</param>
+    /// <param name="featureCache">A directory that keeps embedded example sets between runs (see <see cref="ExampleFeatures.Embed(SentenceFeatures, IReadOnlyList{IntentExample}, string?)"/>), or null.</param>
     /// <param name="lexicalWeight">A fixed weight of the lexical classifier (0: embeddings alone); null to choose it on the held-out split.</param>
     public static EvaluationReport Run(SentenceFeatures features, IReadOnlyList<IntentExample> train, IReadOnlyList<IntentExample> test,
         ClassifierTraining settings, double? threshold = null, bool selectL2 = true, string? featureCache = null, float? lexicalWeight = null)
@@ -74,7 +76,9 @@ public static class IntentEvaluation
         float chosenL2 = trained.L2;
         string[] classes = head.Classes.ToArray();
 
-        float[] testFeatures = ExampleFeatures.Embed(features, test, featureCache);
+        SlotTagger? tagger = trained.Tagger;
+        TokenStates? testTokens = tagger is null ? null : new TokenStates();
+        float[] testFeatures = ExampleFeatures.Embed(features, test, featureCache, testTokens);
         var probabilities = new float[classes.Length];
         var predicted = new string[test.Count];
         for (int i = 0; i < test.Count; i++)
@@ -83,13 +87,13 @@ public static class IntentEvaluation
         }
 
         string[] expected = test.Select(e => e.Intent).ToArray();
-        (double? slotPrecision, double? slotRecall, double? slotF1) = SlotScores(train, test, predicted);
+        (double? slotPrecision, double? slotRecall, double? slotF1) = SlotScores(train, test, predicted, tagger, testTokens);
         bool hasOutOfScope = expected.Contains(IntentExample.OutOfScope) || classes.Contains(IntentExample.OutOfScope);
         int inScope = expected.Count(e => e != IntentExample.OutOfScope);
         int outOfScope = expected.Length - inScope;
         int predictedOutOfScope = predicted.Count(p => p == IntentExample.OutOfScope);
         int correctOutOfScope = expected.Zip(predicted).Count(p => p.First == IntentExample.OutOfScope && p.Second == IntentExample.OutOfScope);
-        (double p50, double p99) = Latency(features, head, test, rejectBelow);
+        (double p50, double p99) = Latency(features, head, tagger, test, rejectBelow);
 
         return new EvaluationReport(
             test.Count,
@@ -110,15 +114,20 @@ public static class IntentEvaluation
             embedSeconds,
             head,
             train.Count,
-            chosenL2);
+            chosenL2,
+            tagger);
     }
 
     /// <summary>
-    /// Slot precision, recall and F1 over the test file (null when it has no slot annotations): each test
-    /// utterance's slots are extracted for the predicted intent, with lists learnt from the training file's
-    /// annotations, and a slot counts as right when its name and character range both equal the annotation.
+    /// Slot precision, recall and F1 over the test file (null when it has no slot annotations), as conlleval counts
+    /// entities: each test utterance's slots are found for the predicted intent as the engine finds them (the
+    /// <paramref name="tagger"/>'s spans, valued by extractors whose lists are learnt from the training file's
+    /// annotations; <see cref="SlotFilling"/>), and a slot counts as right when its name and character range both
+    /// equal an annotation's; precision = right / found, recall = right / annotated, over all slots of all
+    /// utterances (micro-averaged).
     /// </summary>
-    private static (double? Precision, double? Recall, double? F1) SlotScores(IReadOnlyList<IntentExample> train, IReadOnlyList<IntentExample> test, string[] predicted)
+    private static (double? Precision, double? Recall, double? F1) SlotScores(IReadOnlyList<IntentExample> train, IReadOnlyList<IntentExample> test, string[] predicted,
+        SlotTagger? tagger, TokenStates? tokens)
     {
         if (!test.Any(e => e.Slots.Count > 0) || !train.Any(e => e.Slots.Count > 0))
         {
@@ -128,15 +137,19 @@ public static class IntentEvaluation
         var extractors = train.GroupBy(e => e.Intent, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => SlotExtractor.ForIntent(library, g.Key, g), StringComparer.Ordinal);
         long right = 0, found = 0, annotated = 0;
+        var spans = new List<TaggedSpan>();
         for (int i = 0; i < test.Count; i++)
         {
             var gold = test[i].Slots.Select(s => (s.Slot, s.Start, s.End)).ToHashSet();
             annotated += gold.Count;
-            if (!extractors.TryGetValue(predicted[i], out SlotExtractor? extractor))
+            spans.Clear();
+            tagger?.Tag(test[i].Text, predicted[i], tokens!.States(i), tokens.Starts(i), tokens.Ends(i), spans);
+            extractors.TryGetValue(predicted[i], out SlotExtractor? extractor);
+            if (extractor is null && spans.Count == 0)
             {
                 continue;
             }
-            foreach (SlotValue slot in extractor.Extract(test[i].Text))
+            foreach (SlotValue slot in SlotFilling.Fill(test[i].Text, spans, extractor, tagger))
             {
                 found++;
                 if (gold.Contains((slot.Slot, slot.Start, slot.End))) right++;
@@ -162,17 +175,26 @@ public static class IntentEvaluation
         return total / labels.Length;
     }
 
-    /// <summary>p50 and p99 time of one utterance end to end: tokenize, embed with every encoder, classify.</summary>
-    private static (double P50, double P99) Latency(SentenceFeatures features, IntentHead head, IReadOnlyList<IntentExample> test, double threshold)
+    /// <summary>p50 and p99 time of one utterance end to end: tokenize, embed with every encoder, classify, tag its slots.</summary>
+    private static (double P50, double P99) Latency(SentenceFeatures features, IntentHead head, SlotTagger? tagger, IReadOnlyList<IntentExample> test, double threshold)
     {
         var embedding = new float[features.Dimension];
+        TokenStates? tokens = tagger is null ? null : new TokenStates();
+        var spans = new List<TaggedSpan>();
+        var text = new string[1];
         var probabilities = new float[head.Classes.Count];
         var times = new List<double>();
         for (int i = 0; i < Math.Min(LatencySamples, test.Count); i++)
         {
             long start = Stopwatch.GetTimestamp();
-            features.Embed(test[i].Text, embedding);
-            head.Decide( embedding, test[i].Text, probabilities, threshold);
+            text[0] = test[i].Text;
+            features.Embed(text, embedding, [], tokens);
+            string intent = head.Decide(embedding, test[i].Text, probabilities, threshold);
+            if (tagger is not null)
+            {
+                spans.Clear();
+                tagger.Tag(test[i].Text, intent, tokens!.States(0), tokens.Starts(0), tokens.Ends(0), spans);
+            }
             times.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
         }
         times.Sort();

@@ -3,11 +3,13 @@ using System.Numerics.Tensors;
 using EdgeSlm.Intents.Classifiers;
 using EdgeSlm.Intents.Examples;
 using EdgeSlm.Intents.Features;
+using EdgeSlm.Intents.Tagging;
 
 namespace EdgeSlm.Intents.Training;
 
 /// <summary>A trained head, its "not recognized" threshold, and how it was chosen.</summary>
-public sealed record TrainedHead(IntentHead Head, double Threshold, float L2, double EmbedSeconds);
+/// <param name="Tagger">The slot tagger trained beside the head; null when no example has a slot span.</param>
+public sealed record TrainedHead(IntentHead Head, double Threshold, float L2, double EmbedSeconds, SlotTagger? Tagger = null);
 
 /// <summary>
 /// Trains the intent head as the module and <c>eval</c> do: part of the examples held out to choose the L2
@@ -54,7 +56,9 @@ public static class HeadTraining
         List<IntentExample> examples = [.. fit, .. calibration];
 
         var clock = Stopwatch.StartNew();
-        float[] exampleFeatures = ExampleFeatures.Embed(features, examples, featureCache); // (fitted, then held out; dimension)
+        // The pieces' states too when there are slots to tag: the same forward pass.
+        TokenStates? tokens = examples.Any(e => e.Slots.Any(s => s.End > s.Start)) ? new TokenStates() : null;
+        float[] exampleFeatures = ExampleFeatures.Embed(features, examples, featureCache, tokens); // (fitted, then held out; dimension)
         double embedSeconds = clock.Elapsed.TotalSeconds;
         ReadOnlyMemory<float> calibrationFeatures = exampleFeatures.AsMemory(fit.Count * dimension);
         int[] labels = examples.Select(e => classIndex[e.Intent]).ToArray();
@@ -115,7 +119,10 @@ public static class HeadTraining
             head = Refit(head, trainer, schedule, settings, examples.Take(inScope).Select(e => e.Text).ToArray(), labels[..inScope]);
         }
         double rejectBelow = threshold ?? Calibrate(classes, Probabilities(head, calibration, calibrationFeatures.Span), calibration);
-        return new TrainedHead(head, rejectBelow, chosenL2, embedSeconds);
+        // The tagger learns from every in-scope example, as the refit head does.
+        SlotTagger? tagger = tokens is null ? null
+            : SlotTaggerTraining.Train(examples.Take(inScope).ToList(), tokens, new TaggerTraining(Seed: settings.Seed, Threads: settings.Threads));
+        return new TrainedHead(head, rejectBelow, chosenL2, embedSeconds, tagger);
     }
 
     /// <summary>
