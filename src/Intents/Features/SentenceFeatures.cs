@@ -85,6 +85,9 @@ public sealed class SentenceFeatures : IDisposable
 
     public int ModelCount => _encoders.Length;
 
+    /// <summary>Floats of the first model's sentence embedding, which opens every feature row.</summary>
+    public int FirstBlockDimension => _encoders[0].Config.HiddenSize;
+
     /// <summary>Threads each encoder uses now (the thermal governor lowers it); settable from any thread.</summary>
     public int ActiveThreads
     {

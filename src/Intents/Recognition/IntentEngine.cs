@@ -38,6 +38,7 @@ public sealed class IntentEngine
 {
     private readonly IntentHead _head;
     private readonly SlotTagger? _tagger;
+    private readonly TrainedHead _trained;
     private readonly TemplateMatcher _matcher;
     private readonly Dictionary<string, SlotExtractor> _slotExtractors;
 
@@ -45,11 +46,13 @@ public sealed class IntentEngine
     [ThreadStatic]
     private static TokenStates? t_tokens;
 
-    private IntentEngine(IntentDefinitions definitions, IntentHead head, SlotTagger? tagger, double threshold, TrainingReport report)
+    private IntentEngine(IntentDefinitions definitions, TrainedHead trained, TrainingReport report)
     {
         Definitions = definitions;
-        _head = head;
-        _tagger = tagger;
+        _trained = trained;
+        _head = trained.Head;
+        _tagger = trained.Tagger;
+        double threshold = trained.Threshold;
         Threshold = threshold;
         Report = report;
         // Templates that refer to undefined lists or rules were already reported by the expander.
@@ -95,10 +98,10 @@ public sealed class IntentEngine
         }
         string key = HeadKey(features, definitions, settings);
         string? path = cacheDirectory is null ? null : Path.Combine(cacheDirectory, "heads", key + ".head");
-        if (path is not null && HeadFile.TryRead(path, out IntentHead? cached, out double cachedThreshold, out SlotTagger? cachedTagger))
+        if (path is not null && HeadFile.TryRead(path, out TrainedHead? cached))
         {
-            var fromCache = new TrainingReport(cached.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: true, cachedThreshold, key, problems);
-            return new IntentEngine(definitions, cached, cachedTagger, cachedThreshold, fromCache);
+            var fromCache = new TrainingReport(cached.Head.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: true, cached.Threshold, key, problems);
+            return new IntentEngine(definitions, cached, fromCache);
         }
 
         // The head is the same for any number of threads, so they are not part of its key.
@@ -106,15 +109,15 @@ public sealed class IntentEngine
         TrainedHead head = HeadTraining.Train(features, examples, training, settings.Threshold);
         if (path is not null)
         {
-            HeadFile.TryWrite(path, head.Head, head.Threshold, head.Tagger);
+            HeadFile.TryWrite(path, head);
         }
         var report = new TrainingReport(head.Head.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: false, head.Threshold, key, problems);
-        return new IntentEngine(definitions, head.Head, head.Tagger, head.Threshold, report);
+        return new IntentEngine(definitions, head, report);
     }
 
     /// <summary>
     /// What a trained head depends on: the encoders, the intents, the training settings and this format. The
-    /// version changes with the training too (v5: with the slot tagger), so a device retrains once.
+    /// version changes with the training too (v5: with the slot tagger and the distance to the training sentences), so a device retrains once.
     /// </summary>
     private static string HeadKey(SentenceFeatures features, IntentDefinitions definitions, IntentEngineSettings settings)
     {
@@ -168,7 +171,8 @@ public sealed class IntentEngine
             float confidence = probabilities[best];
             // With a filter (Hermes' intentFilter), an utterance whose most likely intent is filtered out is not
             // recognized: answering with the best allowed intent would put words in the speaker's mouth.
-            bool recognized = confidence >= Threshold && intent != IntentExample.OutOfScope && Allowed(intent, intentFilters?[i]);
+            bool recognized = confidence >= Threshold && intent != IntentExample.OutOfScope && Allowed(intent, intentFilters?[i])
+                && !_trained.TooFar(embedded.AsSpan(p * features.Dimension, features.Dimension));
             IReadOnlyList<SlotValue> slots = [];
             if (recognized)
             {

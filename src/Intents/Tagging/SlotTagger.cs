@@ -6,7 +6,8 @@ namespace EdgeSlm.Intents.Tagging;
 
 /// <summary>
 /// Finds slot spans in an utterance from the encoder's last-layer state of each word piece: a linear layer on the
-/// standardised state and a few lexical features of the piece (<see cref="LexicalFeatures"/>) gives each piece a
+/// standardised state, a few lexical features of the piece (<see cref="LexicalFeatures"/>) and its membership in
+/// each slot's phrases (<see cref="SlotGazetteer"/>) gives each piece a
 /// score per BIO tag, and a <see cref="LinearChainCrf"/> decodes the best tag path, restricted to the slots the
 /// predicted intent had in training. The spans are read back as character ranges (<see cref="SlotTags.Spans"/>);
 /// turning a span into a value is the <c>SlotExtractor</c>'s job. Immutable; scratch comes from the shared array
@@ -30,14 +31,19 @@ public sealed class SlotTagger
     private readonly Dictionary<string, bool[]> _intentTags; // intent → (tags) the tags of its slots, and O
 
     internal SlotTagger(SlotTags tags, int hidden, float[] mean, float[] inverseScale, float[] weights, float[] bias, float[] transitions, float[] start, float[] end,
-        IReadOnlyDictionary<string, int[]> intentSlots)
+        IReadOnlyDictionary<string, int[]> intentSlots, SlotGazetteer gazetteer)
     {
-        int k = tags.Count, d = hidden + LexicalFeatures;
+        int k = tags.Count, d = FeatureCountOf(hidden, tags.Slots.Count);
         if (mean.Length != hidden || inverseScale.Length != hidden || weights.Length != k * d || bias.Length != k || transitions.Length != k * k || start.Length != k || end.Length != k)
         {
             throw new ArgumentException($"a tagger of {k} tags on {hidden} states has parameters of other sizes");
         }
         (Tags, Hidden, _mean, _inverseScale, _weights, _bias, _transitions, _start, _end) = (tags, hidden, mean, inverseScale, weights, bias, transitions, start, end);
+        Gazetteer = gazetteer;
+        if (gazetteer.Phrases.Values.Any(slots => slots.Any(slot => (uint)slot >= (uint)tags.Slots.Count)))
+        {
+            throw new ArgumentException($"a phrase names a slot beyond the {tags.Slots.Count} of the tagger");
+        }
         IntentSlots = intentSlots.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
         _intentTags = new Dictionary<string, bool[]>(StringComparer.Ordinal);
         foreach ((string intent, int[] slots) in IntentSlots)
@@ -55,7 +61,11 @@ public sealed class SlotTagger
 
     public SlotTags Tags { get; }
     public int Hidden { get; }
-    public int FeatureCount => Hidden + LexicalFeatures;
+    public int FeatureCount => FeatureCountOf(Hidden, Tags.Slots.Count);
+    public SlotGazetteer Gazetteer { get; }
+
+    /// <summary>Features per piece: the state, the lexical features, one gazetteer feature per slot.</summary>
+    internal static int FeatureCountOf(int hidden, int slots) => hidden + LexicalFeatures + slots;
     /// <summary>The slots each intent had in training (indices into <see cref="SlotTags.Slots"/>).</summary>
     public IReadOnlyDictionary<string, int[]> IntentSlots { get; }
 
@@ -117,12 +127,12 @@ public sealed class SlotTagger
 
     /// <summary>(pieces − 2, features) rows of the pieces between [CLS] and [SEP]: the standardised state, then the lexical features.</summary>
     internal void Features(string text, ReadOnlySpan<float> states, ReadOnlySpan<int> starts, ReadOnlySpan<int> ends, Span<float> x) =>
-        Features(text, states, starts, ends, Hidden, _mean, _inverseScale, x);
+        Features(text, states, starts, ends, Hidden, _mean, _inverseScale, Gazetteer, Tags.Slots.Count, x);
 
     internal static void Features(string text, ReadOnlySpan<float> states, ReadOnlySpan<int> starts, ReadOnlySpan<int> ends, int hidden,
-        ReadOnlySpan<float> mean, ReadOnlySpan<float> inverseScale, Span<float> x)
+        ReadOnlySpan<float> mean, ReadOnlySpan<float> inverseScale, SlotGazetteer gazetteer, int slots, Span<float> x)
     {
-        int steps = starts.Length - 2, d = hidden + LexicalFeatures;
+        int steps = starts.Length - 2, d = FeatureCountOf(hidden, slots);
         for (int t = 0; t < steps; t++)
         {
             int piece = t + 1;
@@ -138,20 +148,23 @@ public sealed class SlotTagger
             lexical[3] = t == 0 ? 1 : 0;
             lexical[4] = t == steps - 1 ? 1 : 0;
             lexical[5] = end > start && char.IsUpper(text[start]) ? 1 : 0;
+            row[(hidden + LexicalFeatures)..].Clear();
         }
+        gazetteer.Mark(text, starts.Slice(1, steps), ends.Slice(1, steps), x, d, hidden + LexicalFeatures);
     }
 
     private static ReadOnlySpan<byte> Magic => "EDGESLOT"u8;
     private const uint FormatVersion = 1;
     private const int MaxSlots = 4096;
     private const int MaxIntents = 1 << 16;
+    private const int MaxPhrases = 1 << 20;
     private const int MaxHidden = 1 << 14;
     private const int MaxNameBytes = 1024;
     private const long MaxFloats = 1 << 26;
 
     /// <summary>
     /// Writes the tagger: "EDGESLOT", version, slot count, hidden size, the slot names, the intents (name, slot
-    /// count, slot indices), then mean, inverse scale, weights, bias, transitions, start and end as float32, and
+    /// count, slot indices), the gazetteer's phrases (phrase, slot count, slot indices), then mean, inverse scale, weights, bias, transitions, start and end as float32, and
     /// a SHA-256 of all of it.
     /// </summary>
     public void Write(Stream stream)
@@ -169,6 +182,13 @@ public sealed class SlotTagger
         foreach ((string intent, int[] slots) in IntentSlots.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
             ChecksummedReader.WriteName(buffer, intent, MaxNameBytes, "slot tagger file");
+            ChecksummedReader.WriteUInt32(buffer, (uint)slots.Length);
+            foreach (int slot in slots) ChecksummedReader.WriteUInt32(buffer, (uint)slot);
+        }
+        ChecksummedReader.WriteUInt32(buffer, (uint)Gazetteer.Phrases.Count);
+        foreach ((string phrase, int[] slots) in Gazetteer.Phrases.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            ChecksummedReader.WriteName(buffer, phrase, MaxNameBytes, "slot tagger file");
             ChecksummedReader.WriteUInt32(buffer, (uint)slots.Length);
             foreach (int slot in slots) ChecksummedReader.WriteUInt32(buffer, (uint)slot);
         }
@@ -192,7 +212,7 @@ public sealed class SlotTagger
         {
             throw new InvalidDataException($"{kind} has {slotCount} slots on states of {hidden}; 1 to {MaxSlots} slots on 1 to {MaxHidden} are allowed");
         }
-        long k = 1 + 2 * slotCount, d = hidden + LexicalFeatures;
+        long k = 1 + 2 * slotCount, d = FeatureCountOf((int)hidden, (int)slotCount);
         long floats = 2 * hidden + k * d + k + k * k + 2 * k;
         if (floats > MaxFloats || (stream.CanSeek && stream.Length - stream.Position < floats * sizeof(float)))
         {
@@ -222,6 +242,29 @@ public sealed class SlotTagger
             }
             if (!intentSlots.TryAdd(intent, indices)) throw new InvalidDataException($"{kind}: intent '{intent}' appears twice");
         }
+        uint phraseCount = reader.UInt32("phrase count");
+        if (phraseCount > MaxPhrases)
+        {
+            throw new InvalidDataException($"{kind} has {phraseCount} phrases; at most {MaxPhrases} are allowed");
+        }
+        var phrases = new Dictionary<string, int[]>(StringComparer.Ordinal);
+        for (int i = 0; i < phraseCount; i++)
+        {
+            string phrase = reader.Name(MaxNameBytes, $"phrase {i}");
+            uint count = reader.UInt32($"slot count of phrase {i}");
+            if (count is 0 || count > slotCount)
+            {
+                throw new InvalidDataException($"{kind}: phrase {i} has {count} slots; 1 to the {slotCount} the tagger knows are allowed");
+            }
+            var indices = new int[count];
+            for (int s = 0; s < count; s++)
+            {
+                uint index = reader.UInt32($"slot {s} of phrase {i}");
+                if (index >= slotCount) throw new InvalidDataException($"{kind}: phrase {i} names slot {index}, but there are {slotCount}");
+                indices[s] = (int)index;
+            }
+            if (!phrases.TryAdd(phrase, indices)) throw new InvalidDataException($"{kind}: phrase {i} appears twice");
+        }
         float[] mean = reader.Floats((int)hidden, "mean");
         float[] inverseScale = reader.Floats((int)hidden, "inverse scale");
         float[] weights = reader.Floats((int)(k * d), "weights");
@@ -234,6 +277,6 @@ public sealed class SlotTagger
         {
             if (Array.FindIndex(values, v => !float.IsFinite(v)) >= 0) throw new InvalidDataException($"{kind} holds a non-finite {what}");
         }
-        return new SlotTagger(new SlotTags(slots), (int)hidden, mean, inverseScale, weights, bias, transitions, start, end, intentSlots);
+        return new SlotTagger(new SlotTags(slots), (int)hidden, mean, inverseScale, weights, bias, transitions, start, end, intentSlots, new SlotGazetteer(phrases));
     }
 }

@@ -36,7 +36,20 @@ public static class SlotTaggerTraining
         var intentSlots = examples.SelectMany(e => e.Slots.Where(s => s.End > s.Start).Select(s => (e.Intent, Slot: tags.Index[s.Slot])))
             .GroupBy(p => p.Intent, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.Select(p => p.Slot).Distinct().Order().ToArray(), StringComparer.Ordinal);
-        int hidden = tokens.Hidden, d = hidden + SlotTagger.LexicalFeatures, k = tags.Count;
+        int hidden = tokens.Hidden, d = SlotTagger.FeatureCountOf(hidden, slotNames.Length), k = tags.Count;
+
+        // The gazetteer: every phrase a slot was said as, with how many examples said it.
+        var phraseCounts = new Dictionary<(string Phrase, int Slot), int>();
+        foreach (IntentExample example in examples)
+        {
+            foreach (SlotSpan span in example.Slots.Where(s => s.End > s.Start && s.End <= example.Text.Length && s.End - s.Start <= SlotGazetteer.MaxPhraseLength))
+            {
+                var key = (SlotGazetteer.Key(example.Text, span.Start, span.End), tags.Index[span.Slot]);
+                phraseCounts[key] = phraseCounts.GetValueOrDefault(key) + 1;
+            }
+        }
+        var gazetteer = new SlotGazetteer(phraseCounts.Keys.GroupBy(p => p.Phrase, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Select(p => p.Slot).Order().ToArray(), StringComparer.Ordinal));
 
         // Standardisation over every piece between [CLS] and [SEP].
         var mean = new double[hidden];
@@ -77,8 +90,20 @@ public static class SlotTaggerTraining
             int steps = offsets[s + 1] - offsets[s];
             if (steps == 0) continue;
             ReadOnlySpan<int> starts = tokens.Starts(s), ends = tokens.Ends(s);
-            SlotTagger.Features(examples[s].Text, tokens.States(s), starts, ends, hidden, meanF, inverseScale, x.AsSpan(offsets[s] * d, steps * d));
+            Span<float> rows = x.AsSpan(offsets[s] * d, steps * d);
+            SlotTagger.Features(examples[s].Text, tokens.States(s), starts, ends, hidden, meanF, inverseScale, gazetteer, slotNames.Length, rows);
             tags.Label(examples[s].Slots, starts.Slice(1, steps), ends.Slice(1, steps), gold.AsSpan(offsets[s], steps));
+            // Leave one out: a phrase only this example said is not in the gazetteer for it, as a new value will not
+            // be in it for an utterance; else the tagger would learn that every slot is a known phrase.
+            foreach (SlotSpan span in examples[s].Slots.Where(sp => sp.End > sp.Start && sp.End - sp.Start <= SlotGazetteer.MaxPhraseLength))
+            {
+                int slot = tags.Index[span.Slot];
+                if (phraseCounts.GetValueOrDefault((SlotGazetteer.Key(examples[s].Text, span.Start, span.End), slot)) != 1) continue;
+                for (int t = 0; t < steps; t++)
+                {
+                    if (starts[t + 1] >= span.Start && ends[t + 1] <= span.End) rows[t * d + hidden + SlotTagger.LexicalFeatures + slot] = 0;
+                }
+            }
         }
 
         var parameters = new Parameters(k, d);
@@ -140,7 +165,7 @@ public static class SlotTaggerTraining
                 parameters.AdamStep(total, m1, m2, rate, step);
             }
         }
-        return new SlotTagger(tags, hidden, meanF, inverseScale, parameters.Weights, parameters.Bias, parameters.Transitions, parameters.Start, parameters.End, intentSlots);
+        return new SlotTagger(tags, hidden, meanF, inverseScale, parameters.Weights, parameters.Bias, parameters.Transitions, parameters.Start, parameters.End, intentSlots, gazetteer);
     }
 
     private sealed class Parameters(int k, int d)
