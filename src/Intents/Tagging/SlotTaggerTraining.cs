@@ -6,7 +6,7 @@ namespace EdgeSlm.Intents.Tagging;
 
 /// <summary>How the slot tagger trains: mini-batch Adam on the CRF's log-likelihood, L2 on the emission weights.</summary>
 /// <param name="Threads">Threads of the gradient; the result is the same for any number (the batch is split in fixed parts summed in order).</param>
-public sealed record TaggerTraining(int Epochs = 8, float Rate = 0.005f, float L2 = 1e-4f, int BatchSize = 32, int Seed = 20241126, int Threads = 1);
+public sealed record TaggerTraining(int Epochs = 16, float Rate = 0.005f, float L2 = 1e-4f, int BatchSize = 32, int Seed = 20241126, int Threads = 1);
 
 /// <summary>
 /// Trains a <see cref="SlotTagger"/> from examples with slot spans (JSONL <c>slots</c>, template expansions) and the
