@@ -5,6 +5,7 @@ using EdgeSlm.Intents.Classifiers;
 using EdgeSlm.Intents.Evaluation;
 using EdgeSlm.Intents.Examples;
 using EdgeSlm.Intents.Features;
+using EdgeSlm.Intents.Training;
 using EdgeSlm.Models.Bert;
 using EdgeSlm.Models.Conversion;
 
@@ -12,7 +13,7 @@ namespace EdgeSlm.EdgeModule.Cli;
 
 /// <summary>
 /// <c>edgeslm eval [--model M[,M...]] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N] [--epochs N]
-/// [--threshold X] [--l2 X] [--lexical-weight X] [--save-head FILE]</c>. Each M is a GGUF file or a bundled name
+/// [--threshold X] [--l2 X] [--lexical-weight X] [--oos-distance off|Q] [--save-head FILE]</c>. Each M is a GGUF file or a bundled name
 /// (<c>bundled:minilm</c>, <c>bundled:arctic-xs:f32</c>); several models are embedded side by side.
 /// <c>--feature-cache DIR</c> (for experiments) keeps embedded example sets between runs.
 /// </summary>
@@ -35,6 +36,11 @@ internal static class EvalCommand
                 : throw new UsageException($"--lexical-weight must be a number from 0 to 10, not '{weightText}'")
             : null;
         string? savePath = args.Option("save-head");
+        double? distanceQuantile = args.Option("oos-distance") is string distanceText
+            ? distanceText == "off" ? 0
+                : double.TryParse(distanceText, NumberStyles.Float, CultureInfo.InvariantCulture, out double q) && q is > 0 and <= 1 ? q
+                : throw new UsageException($"--oos-distance must be 'off' or a share from 0 to 1 of held-out in-scope sentences to keep, not '{distanceText}'")
+            : null;
         string? featureCache = args.Option("feature-cache");
         IReadOnlyList<string> modelPaths = ModelCache.ResolveAll(args.Option("model"), Console.Error);
         args.RejectUnknown();
@@ -51,9 +57,9 @@ internal static class EvalCommand
             using var features = new SentenceFeatures(models, threads);
             var settings = new ClassifierTraining(Epochs: epochs, Threads: threads);
             EvaluationReport report = l2 is double fixedL2
-                ? IntentEvaluation.Run(features, train, test, settings with { L2 = (float)fixedL2 }, threshold, selectL2: false, featureCache, lexicalWeight)
-                : IntentEvaluation.Run(features, train, test, settings, threshold, featureCache: featureCache, lexicalWeight: lexicalWeight);
-            if (savePath is not null && !HeadFile.TryWrite(savePath, report.Head, report.Threshold))
+                ? IntentEvaluation.Run(features, train, test, settings with { L2 = (float)fixedL2 }, threshold, selectL2: false, featureCache, lexicalWeight, distanceQuantile)
+                : IntentEvaluation.Run(features, train, test, settings, threshold, featureCache: featureCache, lexicalWeight: lexicalWeight, distanceQuantile: distanceQuantile);
+            if (savePath is not null && !HeadFile.TryWrite(savePath, report.Trained))
             {
                 throw new IOException($"cannot write the head to {savePath}");
             }
@@ -90,8 +96,10 @@ internal static class EvalCommand
             WriteOptional(writer, "slot_recall", report.SlotRecall);
             writer.WriteNumber("p50_us", Math.Round(report.P50Microseconds, 1));
             writer.WriteNumber("p99_us", Math.Round(report.P99Microseconds, 1));
+            writer.WriteNumber("slots_oos_p50_us", Math.Round(report.SlotsP50Microseconds, 1));
             writer.WriteNumber("n", report.Count);
             writer.WriteNumber("threshold", Math.Round(report.Threshold, 6));
+            if (double.IsFinite(report.Trained.DistanceThreshold)) writer.WriteNumber("distance_threshold", Math.Round(report.Trained.DistanceThreshold, 3));
             writer.WriteNumber("train_seconds", Math.Round(report.TrainSeconds, 3));
             writer.WriteNumber("embed_seconds", Math.Round(report.EmbedSeconds, 3));
             writer.WriteNumber("train_n", report.TrainCount);
@@ -129,7 +137,7 @@ internal static class EvalCommand
         text.AppendLine($"trained on {report.TrainCount} examples in {report.TrainSeconds:F1} s ({report.EmbedSeconds:F1} s of it embedding), tested on {report.Count}");
         text.AppendLine($"accuracy {Percent(report.Accuracy)}, macro-F1 {Percent(report.MacroF1)}, in-scope accuracy {Percent(report.InScopeAccuracy)}");
         text.AppendLine($"out-of-scope recall {Percent(report.OutOfScopeRecall)}, precision {Percent(report.OutOfScopePrecision)} (threshold {report.Threshold:F3}); L2 {report.L2:G2}; lexical weight {report.Head.LexicalWeight:G2} ({report.Head.Lexical?.VocabularySize ?? 0} terms); slot F1 {Percent(report.SlotF1)} (precision {Percent(report.SlotPrecision)}, recall {Percent(report.SlotRecall)})");
-        text.AppendLine($"latency per utterance p50 {report.P50Microseconds:F0} us, p99 {report.P99Microseconds:F0} us");
+        text.AppendLine($"latency per utterance p50 {report.P50Microseconds:F0} us, p99 {report.P99Microseconds:F0} us (slot tagger and distance: p50 {report.SlotsP50Microseconds:F0} us)");
         if (report.Confusions.Count > 0)
         {
             text.AppendLine("most confused (expected -> predicted):");

@@ -85,6 +85,9 @@ public sealed class SentenceFeatures : IDisposable
 
     public int ModelCount => _encoders.Length;
 
+    /// <summary>Floats of the first model's sentence embedding, which opens every feature row.</summary>
+    public int FirstBlockDimension => _encoders[0].Config.HiddenSize;
+
     /// <summary>Threads each encoder uses now (the thermal governor lowers it); settable from any thread.</summary>
     public int ActiveThreads
     {
@@ -102,7 +105,13 @@ public sealed class SentenceFeatures : IDisposable
     /// Embeds <paramref name="texts"/> into <paramref name="features"/> (texts × <see cref="Dimension"/>) and, when
     /// <paramref name="truncated"/> is not empty (one per text), marks the texts that were cut to fit.
     /// </summary>
-    public void Embed(IReadOnlyList<string> texts, Span<float> features, Span<bool> truncated)
+    public void Embed(IReadOnlyList<string> texts, Span<float> features, Span<bool> truncated) => Embed(texts, features, truncated, null);
+
+    /// <summary>
+    /// As <see cref="Embed(IReadOnlyList{string}, Span{float}, Span{bool})"/>, and when <paramref name="tokens"/> is
+    /// given it receives the first model's last-layer state of every word piece and the pieces' ranges in their texts.
+    /// </summary>
+    public void Embed(IReadOnlyList<string> texts, Span<float> features, Span<bool> truncated, TokenStates? tokens)
     {
         if (features.Length != texts.Count * Dimension)
         {
@@ -113,6 +122,7 @@ public sealed class SentenceFeatures : IDisposable
             throw new ArgumentException($"{texts.Count} sentences need {texts.Count} truncation flags, not {truncated.Length}", nameof(truncated));
         }
         truncated.Clear();
+        tokens?.Reset(_encoders[0].Config.HiddenSize, texts.Count);
         var lengths = new int[BatchSentences];
         for (int start = 0; start < texts.Count; start += BatchSentences)
         {
@@ -120,13 +130,18 @@ public sealed class SentenceFeatures : IDisposable
             for (int m = 0; m < _encoders.Length; m++)
             {
                 int hidden = _encoders[m].Config.HiddenSize;
-                var tokens = new List<int>();
+                var ids = new List<int>();
                 for (int i = 0; i < count; i++)
                 {
-                    int[] ids = _tokenizers[m].Encode(texts[start + i], out bool cut);
+                    int[] encoded = _tokenizers[m].Encode(texts[start + i], out bool cut);
                     if (cut && truncated.Length != 0) truncated[start + i] = true;
-                    tokens.AddRange(ids);
-                    lengths[i] = ids.Length;
+                    ids.AddRange(encoded);
+                    lengths[i] = encoded.Length;
+                    if (m == 0 && tokens is not null)
+                    {
+                        int first = tokens.Add(encoded.Length);
+                        _tokenizers[m].PieceRanges(texts[start + i], encoded, tokens.StartsFrom(first, encoded.Length), tokens.EndsFrom(first, encoded.Length));
+                    }
                 }
                 int layers = _layers[m].Length;
                 if (_block.Length < count * hidden)
@@ -139,7 +154,8 @@ public sealed class SentenceFeatures : IDisposable
                 }
                 Span<float> block = _block.AsSpan(0, count * hidden);
                 Span<float> layerBlock = _layerBlock.AsSpan(0, count * layers * hidden);
-                _encoders[m].Encode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(tokens), lengths.AsSpan(0, count), block, _layers[m], layerBlock);
+                Span<float> states = m == 0 && tokens is not null ? tokens.StatesFrom(tokens.SentenceStart(start), ids.Count) : [];
+                _encoders[m].Encode(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids), lengths.AsSpan(0, count), block, _layers[m], layerBlock, states);
                 for (int i = 0; i < count; i++)
                 {
                     Span<float> row = features.Slice((start + i) * Dimension + _offsets[m], hidden * (1 + layers));

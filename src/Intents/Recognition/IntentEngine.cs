@@ -5,6 +5,7 @@ using EdgeSlm.Intents.Definitions;
 using EdgeSlm.Intents.Examples;
 using EdgeSlm.Intents.Features;
 using EdgeSlm.Intents.Slots;
+using EdgeSlm.Intents.Tagging;
 using EdgeSlm.Intents.Templates;
 using EdgeSlm.Intents.Training;
 
@@ -36,13 +37,22 @@ public sealed record TrainingReport(int Intents, int Examples, double Seconds, b
 public sealed class IntentEngine
 {
     private readonly IntentHead _head;
+    private readonly SlotTagger? _tagger;
+    private readonly TrainedHead _trained;
     private readonly TemplateMatcher _matcher;
     private readonly Dictionary<string, SlotExtractor> _slotExtractors;
 
-    private IntentEngine(IntentDefinitions definitions, IntentHead head, double threshold, TrainingReport report)
+    /// <summary>Each classifying thread's piece states (the engine itself is shared).</summary>
+    [ThreadStatic]
+    private static TokenStates? t_tokens;
+
+    private IntentEngine(IntentDefinitions definitions, TrainedHead trained, TrainingReport report)
     {
         Definitions = definitions;
-        _head = head;
+        _trained = trained;
+        _head = trained.Head;
+        _tagger = trained.Tagger;
+        double threshold = trained.Threshold;
         Threshold = threshold;
         Report = report;
         // Templates that refer to undefined lists or rules were already reported by the expander.
@@ -88,10 +98,10 @@ public sealed class IntentEngine
         }
         string key = HeadKey(features, definitions, settings);
         string? path = cacheDirectory is null ? null : Path.Combine(cacheDirectory, "heads", key + ".head");
-        if (path is not null && HeadFile.TryRead(path, out IntentHead? cached, out double cachedThreshold))
+        if (path is not null && HeadFile.TryRead(path, out TrainedHead? cached))
         {
-            var fromCache = new TrainingReport(cached.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: true, cachedThreshold, key, problems);
-            return new IntentEngine(definitions, cached, cachedThreshold, fromCache);
+            var fromCache = new TrainingReport(cached.Head.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: true, cached.Threshold, key, problems);
+            return new IntentEngine(definitions, cached, fromCache);
         }
 
         // The head is the same for any number of threads, so they are not part of its key.
@@ -99,19 +109,19 @@ public sealed class IntentEngine
         TrainedHead head = HeadTraining.Train(features, examples, training, settings.Threshold);
         if (path is not null)
         {
-            HeadFile.TryWrite(path, head.Head, head.Threshold);
+            HeadFile.TryWrite(path, head);
         }
         var report = new TrainingReport(head.Head.Classes.Count, examples.Count, clock.Elapsed.TotalSeconds, FromCache: false, head.Threshold, key, problems);
-        return new IntentEngine(definitions, head.Head, head.Threshold, report);
+        return new IntentEngine(definitions, head, report);
     }
 
     /// <summary>
     /// What a trained head depends on: the encoders, the intents, the training settings and this format. The
-    /// version changes with the training too (v4: refitted on the held-out examples), so a device retrains once.
+    /// version changes with the training too (v5: with the slot tagger and the distance to the training sentences), so a device retrains once.
     /// </summary>
     private static string HeadKey(SentenceFeatures features, IntentDefinitions definitions, IntentEngineSettings settings)
     {
-        string identity = string.Join('\n', "edgeslm-head-v4", features.Fingerprint, definitions.ContentHash,
+        string identity = string.Join('\n', "edgeslm-head-v5", features.Fingerprint, definitions.ContentHash,
             settings.Threshold?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? "calibrated",
             settings.ExamplesPerTemplate, settings.Seed);
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(identity)))[..24];
@@ -148,7 +158,9 @@ public sealed class IntentEngine
         }
         var embedded = new float[pending.Count * features.Dimension];
         var truncated = new bool[pending.Count];
-        features.Embed(pending.Select(i => texts[i]).ToArray(), embedded, truncated);
+        TokenStates? tokens = _tagger is null ? null : t_tokens ??= new TokenStates();
+        features.Embed(pending.Select(i => texts[i]).ToArray(), embedded, truncated, tokens);
+        var spans = new List<TaggedSpan>();
         var probabilities = new float[_head.Classes.Count];
         for (int p = 0; p < pending.Count; p++)
         {
@@ -159,8 +171,15 @@ public sealed class IntentEngine
             float confidence = probabilities[best];
             // With a filter (Hermes' intentFilter), an utterance whose most likely intent is filtered out is not
             // recognized: answering with the best allowed intent would put words in the speaker's mouth.
-            bool recognized = confidence >= Threshold && intent != IntentExample.OutOfScope && Allowed(intent, intentFilters?[i]);
-            IReadOnlyList<SlotValue> slots = recognized && _slotExtractors.TryGetValue(intent, out SlotExtractor? extractor) ? extractor.Extract(texts[i]) : [];
+            bool recognized = confidence >= Threshold && intent != IntentExample.OutOfScope && Allowed(intent, intentFilters?[i])
+                && !_trained.TooFar(embedded.AsSpan(p * features.Dimension, features.Dimension));
+            IReadOnlyList<SlotValue> slots = [];
+            if (recognized)
+            {
+                spans.Clear();
+                _tagger?.Tag(texts[i], intent, tokens!.States(p), tokens.Starts(p), tokens.Ends(p), spans);
+                slots = SlotFilling.Fill(texts[i], spans, _slotExtractors.GetValueOrDefault(intent), _tagger);
+            }
             results[i] = new IntentResult(texts[i], recognized ? intent : null, confidence, slots, ExactMatch: false, truncated[p]);
         }
         return results;

@@ -199,6 +199,24 @@ public sealed class SlotExtractor
         return Resolve(candidates, words.Count);
     }
 
+    /// <summary>
+    /// The value of <paramref name="slot"/> spoken as <paramref name="text"/>[<paramref name="start"/>..<paramref name="end"/>]
+    /// (a span the slot tagger found): what this extractor finds for that slot within the span (a list's value, a
+    /// number, a duration, a time), over the whole span; else the spoken words themselves.
+    /// </summary>
+    public SlotValue ValueOf(string text, string slot, int start, int end)
+    {
+        string spoken = text[start..end];
+        foreach (SlotValue found in Extract(spoken))
+        {
+            if (found.Slot == slot)
+            {
+                return found with { Raw = spoken, Start = start, End = end };
+            }
+        }
+        return SlotValue.Spoken(text, slot, spoken, start, end, _wildcards.ContainsKey(slot) ? SlotKind.Wildcard : SlotKind.Custom);
+    }
+
     private static List<(T Match, int First, int Last)> FindAll<T>(List<Word> words, Func<List<Word>, int, (T? Match, int Next)> matchAt)
     {
         var found = new List<(T, int, int)>();

@@ -3,11 +3,18 @@ using System.Numerics.Tensors;
 using EdgeSlm.Intents.Classifiers;
 using EdgeSlm.Intents.Examples;
 using EdgeSlm.Intents.Features;
+using EdgeSlm.Intents.Tagging;
 
 namespace EdgeSlm.Intents.Training;
 
 /// <summary>A trained head, its "not recognized" threshold, and how it was chosen.</summary>
-public sealed record TrainedHead(IntentHead Head, double Threshold, float L2, double EmbedSeconds);
+/// <param name="Tagger">The slot tagger trained beside the head; null when no example has a slot span.</param>
+/// <param name="Distance">The distance to the training sentences, with <paramref name="DistanceThreshold"/> above which an utterance is out of scope; null when not used.</param>
+public sealed record TrainedHead(IntentHead Head, double Threshold, float L2, double EmbedSeconds, SlotTagger? Tagger = null, TrainingDistance? Distance = null, double DistanceThreshold = double.PositiveInfinity)
+{
+    /// <summary>Whether <paramref name="features"/> lie too far from the training sentences (always false without a distance).</summary>
+    public bool TooFar(ReadOnlySpan<float> features) => Distance is not null && Distance.Distance(features) > DistanceThreshold;
+}
 
 /// <summary>
 /// Trains the intent head as the module and <c>eval</c> do: part of the examples held out to choose the L2
@@ -41,8 +48,9 @@ public static class HeadTraining
     /// trained for <see cref="WarmStartEpochs"/>. The held-out examples' probabilities are computed once per
     /// classifier; the weights of the words only recombine them.
     /// </summary>
+    /// <param name="distanceQuantile">Share of held-out in-scope sentences the distance rule keeps (0: no distance rule); null: the best of <see cref="DistanceQuantiles"/> and none.</param>
     public static TrainedHead Train(SentenceFeatures features, IReadOnlyList<IntentExample> train, ClassifierTraining settings,
-        double? threshold, bool selectL2 = true, string? featureCache = null, float? lexicalWeight = null)
+        double? threshold, bool selectL2 = true, string? featureCache = null, float? lexicalWeight = null, double? distanceQuantile = null)
     {
         int dimension = features.Dimension;
         string[] classes = train.Select(e => e.Intent).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
@@ -54,7 +62,9 @@ public static class HeadTraining
         List<IntentExample> examples = [.. fit, .. calibration];
 
         var clock = Stopwatch.StartNew();
-        float[] exampleFeatures = ExampleFeatures.Embed(features, examples, featureCache); // (fitted, then held out; dimension)
+        // The pieces' states too when there are slots to tag: the same forward pass.
+        TokenStates? tokens = examples.Any(e => e.Slots.Any(s => s.End > s.Start)) ? new TokenStates() : null;
+        float[] exampleFeatures = ExampleFeatures.Embed(features, examples, featureCache, tokens); // (fitted, then held out; dimension)
         double embedSeconds = clock.Elapsed.TotalSeconds;
         ReadOnlyMemory<float> calibrationFeatures = exampleFeatures.AsMemory(fit.Count * dimension);
         int[] labels = examples.Select(e => classIndex[e.Intent]).ToArray();
@@ -114,8 +124,41 @@ public static class HeadTraining
             float[] schedule = [.. candidates.TakeWhile(c => c != chosenL2), chosenL2];
             head = Refit(head, trainer, schedule, settings, examples.Take(inScope).Select(e => e.Text).ToArray(), labels[..inScope]);
         }
-        double rejectBelow = threshold ?? Calibrate(classes, Probabilities(head, calibration, calibrationFeatures.Span), calibration);
-        return new TrainedHead(head, rejectBelow, chosenL2, embedSeconds);
+        // With out-of-scope examples to aim at, the distance to the training sentences may reject beside the
+        // confidence: fitted on the fitted in-scope rows, its threshold the distance that keeps a share of the
+        // held-out in-scope ones (which it never saw), and the confidence threshold calibrated after it. The share
+        // (or no distance rule) is the one that keeps the most held-out in-scope sentences right at the recall aimed at.
+        TrainingDistance? distance = null;
+        double distanceThreshold = double.PositiveInfinity;
+        float[] calibrationProbabilities = Probabilities(head, calibration, calibrationFeatures.Span);
+        double rejectBelow = threshold ?? Calibrate(classes, calibrationProbabilities, calibration, new bool[calibration.Count]);
+        int heldInScope = inScope - fit.Count;
+        double[] shares = distanceQuantile is double fixedShare ? (fixedShare > 0 ? [fixedShare] : []) : DistanceQuantiles.ToArray();
+        if (threshold is null && shares.Length > 0 && heldInScope > 0 && calibration.Count > heldInScope)
+        {
+            int outOfScopeClass = Array.IndexOf(classes, IntentExample.OutOfScope);
+            int[] inScopeLabels = fitLabels.Select(l => l == outOfScopeClass ? -1 : l).ToArray();
+            TrainingDistance fitted = TrainingDistance.Fit(exampleFeatures, dimension, fit.Count, inScopeLabels, classes.Length, features.FirstBlockDimension);
+            var distances = new float[calibration.Count];
+            for (int i = 0; i < calibration.Count; i++) distances[i] = fitted.Distance(calibrationFeatures.Span.Slice(i * dimension, dimension));
+            float[] kept = distances[..heldInScope].Order().ToArray();
+            int bestKept = distanceQuantile is null ? KeptRight(classes, calibrationProbabilities, heldOutLabels, heldInScope, rejectBelow, new bool[calibration.Count]) : -1;
+            foreach (double share in shares)
+            {
+                float candidate = kept[Math.Clamp((int)Math.Ceiling(share * kept.Length) - 1, 0, kept.Length - 1)];
+                bool[] farAway = distances.Select(d => d > candidate).ToArray();
+                double confidence = Calibrate(classes, calibrationProbabilities, calibration, farAway);
+                int right = KeptRight(classes, calibrationProbabilities, heldOutLabels, heldInScope, confidence, farAway);
+                if (right > bestKept)
+                {
+                    (bestKept, distance, distanceThreshold, rejectBelow) = (right, fitted, candidate, confidence);
+                }
+            }
+        }
+        // The tagger learns from every in-scope example, as the refit head does.
+        SlotTagger? tagger = tokens is null ? null
+            : SlotTaggerTraining.Train(examples.Take(inScope).ToList(), tokens, new TaggerTraining(Seed: settings.Seed, Threads: settings.Threads));
+        return new TrainedHead(head, rejectBelow, chosenL2, embedSeconds, tagger, distance, distanceThreshold);
     }
 
     /// <summary>
@@ -178,7 +221,27 @@ public static class HeadTraining
     /// (the first version accepted 99% of the held-out utterances it got right) only turns correct answers into
     /// rejections, 1 to 8 points of accuracy on the dev splits. Give out-of-scope examples, or a fixed threshold.
     /// </summary>
-    private static double Calibrate(string[] classes, float[] probabilities, IReadOnlyList<IntentExample> heldOut)
+    /// <summary>
+    /// Shares of the held-out in-scope sentences a distance rule may keep (<see cref="TrainingDistance"/>): the
+    /// rest of them, and anything as far from the training sentences, is out of scope. Tried beside no distance
+    /// rule when out-of-scope examples are held out (docs/accuracy.md).
+    /// </summary>
+    public static IReadOnlyList<double> DistanceQuantiles { get; } = [0.995, 0.99, 0.98, 0.95];
+
+    /// <summary>Held-out in-scope sentences (the first <paramref name="inScope"/>) the rules accept with the right intent.</summary>
+    private static int KeptRight(string[] classes, float[] probabilities, int[] labels, int inScope, double threshold, bool[] farAway)
+    {
+        int right = 0;
+        for (int i = 0; i < inScope; i++)
+        {
+            ReadOnlySpan<float> row = probabilities.AsSpan(i * classes.Length, classes.Length);
+            int best = TensorPrimitives.IndexOfMax(row);
+            if (best == labels[i] && row[best] >= threshold && !farAway[i]) right++;
+        }
+        return right;
+    }
+
+    private static double Calibrate(string[] classes, float[] probabilities, IReadOnlyList<IntentExample> heldOut, bool[] farAway)
     {
         if (!heldOut.Any(e => e.Intent == IntentExample.OutOfScope))
         {
@@ -189,7 +252,7 @@ public static class HeadTraining
         {
             ReadOnlySpan<float> row = probabilities.AsSpan(i * classes.Length, classes.Length);
             int best = TensorPrimitives.IndexOfMax(row);
-            scored.Add((row[best], heldOut[i].Intent != IntentExample.OutOfScope, classes[best] == IntentExample.OutOfScope));
+            scored.Add((row[best], heldOut[i].Intent != IntentExample.OutOfScope, classes[best] == IntentExample.OutOfScope || farAway[i]));
         }
         var outOfScope = scored.Where(s => !s.InScope).ToList();
         foreach (float candidate in outOfScope.Select(s => s.Confidence).Append(0f).Select(c => c == 0f ? 0f : MathF.BitIncrement(c)).Distinct().Order())

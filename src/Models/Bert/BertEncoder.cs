@@ -67,9 +67,22 @@ public sealed partial class BertEncoder : IDisposable
     /// than the last (intent features); a [CLS] token is trained to sum the sentence up only at the last layer (at
     /// layer 3 of arctic-embed-xs one dimension holds 0.995 of its norm in every sentence).
     /// </summary>
-    public void Encode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, Span<float> embeddings, ReadOnlySpan<int> poolAfterLayers, Span<float> layerPools)
+    public void Encode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, Span<float> embeddings, ReadOnlySpan<int> poolAfterLayers, Span<float> layerPools) =>
+        Encode(tokens, lengths, embeddings, poolAfterLayers, layerPools, []);
+
+    /// <summary>
+    /// As <see cref="Encode(ReadOnlySpan{int}, ReadOnlySpan{int}, Span{float}, ReadOnlySpan{int}, Span{float})"/>, and
+    /// when <paramref name="tokenStates"/> is not empty it receives the last layer's hidden state of every token
+    /// ((tokens, hidden), in the order of <paramref name="tokens"/>), the states the pooling reads: a copy, no
+    /// further encoder work (sequence taggers read them).
+    /// </summary>
+    public void Encode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> lengths, Span<float> embeddings, ReadOnlySpan<int> poolAfterLayers, Span<float> layerPools, Span<float> tokenStates)
     {
         int total = CheckBatch(tokens, lengths, embeddings, poolAfterLayers, layerPools);
+        if (tokenStates.Length != 0 && tokenStates.Length != total * _config.HiddenSize)
+        {
+            throw new ArgumentException($"{total} tokens need {total * _config.HiddenSize} floats of token states, not {tokenStates.Length}", nameof(tokenStates));
+        }
         _state.EnsureCapacity(total);
         StartStages();
 
@@ -85,6 +98,10 @@ public sealed partial class BertEncoder : IDisposable
                 PoolInto(lengths, layerPools, nextPool, poolAfterLayers.Length, Pooling.Mean);
                 nextPool++;
             }
+        }
+        if (tokenStates.Length != 0)
+        {
+            _state.Hidden.AsSpan(0, tokenStates.Length).CopyTo(tokenStates);
         }
         Pool(lengths, embeddings);
         EndStage(Stage.Pooling);

@@ -53,4 +53,7 @@ internal static class AccentFolding
         }
         return folded?.ToString() ?? text;
     }
+
+    /// <summary>One character's ASCII base letter, or the character itself.</summary>
+    public static char FoldChar(char c) => c >= '\u00C0' && Map.TryGetValue(c, out char plain) ? plain : c;
 }

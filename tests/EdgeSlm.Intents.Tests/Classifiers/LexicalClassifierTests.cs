@@ -1,4 +1,5 @@
 using EdgeSlm.Intents.Classifiers;
+using EdgeSlm.Intents.Training;
 
 namespace EdgeSlm.Intents.Tests.Classifiers;
 
