@@ -75,7 +75,7 @@ public static class FuzzTargets
         try
         {
             using Models.Llama.LlamaModel model = Models.Llama.LlamaModel.Load(path);
-            var tokenizer = Models.Tokenizers.ByteLevelBpeTokenizer.FromGguf(model.File);
+            var tokenizer = model.CreateTokenizer();
             int[] ids = tokenizer.Encode("Turn on the lights, 42 caf\u00e9 \U0001F600 <|endoftext|>", addSpecial: true, parseSpecial: true);
             _ = tokenizer.Decode(ids);
             using var decoder = new Models.Llama.LlamaDecoder(model, context: 4, batchSize: 2);

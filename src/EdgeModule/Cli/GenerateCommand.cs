@@ -44,19 +44,7 @@ internal static class GenerateCommand
         }
 
         using LlamaModel model = LlamaModel.Load(path);
-        ByteLevelBpeTokenizer tokenizer;
-        try
-        {
-            tokenizer = ByteLevelBpeTokenizer.FromGguf(model.File);
-        }
-        catch (GgufFormatException e)
-        {
-            throw new GgufFormatException($"{path}: {e.Message}");
-        }
-        if (tokenizer.VocabularySize != model.Config.VocabularySize)
-        {
-            throw new GgufFormatException($"{path}: metadata '{ByteLevelBpeTokenizer.TokensKey}' has {tokenizer.VocabularySize} tokens but tensor '{LlamaGguf.TokenEmbedding}' has {model.Config.VocabularySize} rows");
-        }
+        DecoderTokenizer tokenizer = model.CreateTokenizer();
         if (chat)
         {
             string? jinja = model.File.Get(ChatTemplate.MetadataKey)?.Value as string;
@@ -139,8 +127,8 @@ internal static class GenerateCommand
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"decoder: vocabulary {c.VocabularySize}, context {c.ContextLength}, RoPE base {c.RopeBase} ({c.Architecture.Rope}), RMS epsilon {c.RmsEpsilon}, QKV bias {(c.Architecture.QkvBias ? "yes" : "no")}, output {(c.TiedOutput ? "tied to the token embedding" : "its own matrix")}"));
                 output.WriteLine($"decoder: matrices {string.Join(", ", types)}");
-                string model = file.Get(ByteLevelBpeTokenizer.ModelKey)?.Value as string ?? "none";
-                string pre = file.Get(ByteLevelBpeTokenizer.PreKey)?.Value as string ?? "default";
+                string model = file.Get(DecoderTokenizer.ModelKey)?.Value as string ?? "none";
+                string pre = file.Get(DecoderTokenizer.PreKey)?.Value as string ?? "default";
                 string? jinja = file.Get(ChatTemplate.MetadataKey)?.Value as string;
                 string template = jinja is null ? "none" : ChatTemplate.Recognise(jinja)?.Name ?? "not recognised (raw prompts)";
                 output.WriteLine($"decoder: tokenizer {model} (pre-tokenizer {pre}), chat template {template}");

@@ -11,14 +11,14 @@ namespace EdgeSlm.Models.Llama;
 /// </summary>
 public sealed class AllowedStringsFilter
 {
-    private readonly ByteLevelBpeTokenizer _tokenizer;
+    private readonly DecoderTokenizer _tokenizer;
     private readonly List<Dictionary<byte, int>> _children = [];
     private readonly List<bool> _terminal = [];
     private readonly byte[] _tokenBytes;     // every token's bytes, one after another
     private readonly int[] _tokenOffsets;    // (vocab_size + 1) where each token's bytes start
     private int _node;
 
-    public AllowedStringsFilter(ByteLevelBpeTokenizer tokenizer, IEnumerable<string> allowed)
+    public AllowedStringsFilter(DecoderTokenizer tokenizer, IEnumerable<string> allowed)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(allowed);

@@ -1,4 +1,5 @@
 using EdgeSlm.Models.Gguf;
+using EdgeSlm.Models.Tokenizers;
 
 namespace EdgeSlm.Models.Llama;
 
@@ -27,6 +28,25 @@ public sealed class LlamaModel : IDisposable
 
     /// <summary>The file's metadata (the tokenizer reads its vocabulary from it).</summary>
     public GgufFile File => _file;
+
+    /// <summary>The file's tokenizer, checked against the embedding's rows; a failure names the file and the key.</summary>
+    public DecoderTokenizer CreateTokenizer()
+    {
+        DecoderTokenizer tokenizer;
+        try
+        {
+            tokenizer = DecoderTokenizer.FromGguf(_file);
+        }
+        catch (GgufFormatException e)
+        {
+            throw new GgufFormatException($"{Path}: {e.Message}");
+        }
+        if (tokenizer.VocabularySize != Config.VocabularySize)
+        {
+            throw new GgufFormatException($"{Path}: metadata '{DecoderTokenizer.TokensKey}' has {tokenizer.VocabularySize} tokens but tensor '{LlamaGguf.TokenEmbedding}' has {Config.VocabularySize} rows");
+        }
+        return tokenizer;
+    }
 
     /// <exception cref="GgufFormatException">The file is not a usable decoder; the message names the key or tensor.</exception>
     public static LlamaModel Load(string path)

@@ -11,49 +11,18 @@ namespace EdgeSlm.Models.Tokenizers;
 /// bytes are spelled with GPT-2's byte-to-character map, and merges are applied lowest rank first (leftmost on a
 /// tie) until none applies. With <c>ignore_merges</c> (Llama 3's pre-tokenizer) a word that is a token is taken whole.
 /// </summary>
-public sealed class ByteLevelBpeTokenizer
+public sealed class ByteLevelBpeTokenizer : DecoderTokenizer
 {
-    public const string ModelKey = "tokenizer.ggml.model";
-    public const string PreKey = "tokenizer.ggml.pre";
-    public const string TokensKey = "tokenizer.ggml.tokens";
-    public const string TokenTypesKey = "tokenizer.ggml.token_type";
-    public const string MergesKey = "tokenizer.ggml.merges";
-    public const string BosKey = "tokenizer.ggml.bos_token_id";
-    public const string EosKey = "tokenizer.ggml.eos_token_id";
-    public const string EotKey = "tokenizer.ggml.eot_token_id";
-    public const string AddBosKey = "tokenizer.ggml.add_bos_token";
-    public const string AddEosKey = "tokenizer.ggml.add_eos_token";
-
-    /// <summary>llama.cpp's token types (<c>llama_token_type</c>).</summary>
-    public enum TokenType
-    {
-        Undefined = 0,
-        Normal = 1,
-        Unknown = 2,
-        Control = 3,
-        UserDefined = 4,
-        Unused = 5,
-        Byte = 6,
-    }
-
     private static readonly char[] ByteToChar = BuildByteMap();
     private static readonly int[] CharToByte = BuildCharMap();
 
-    private readonly string[] _tokens;
-    private readonly TokenType[] _types;
     private readonly Dictionary<string, int> _ids;
     private readonly Dictionary<string, int> _mergeRanks; // "left right" -> rank
-    private readonly (string Text, int Id)[] _specials;   // longest first
     private readonly BpePreTokenizer _pre;
-    private readonly HashSet<int> _endOfGeneration = [];
-
-    // Control tokens that end a turn whatever the file's EOS says (llama.cpp marks the same spellings as EOG).
-    private static readonly string[] EndOfGenerationSpellings = ["<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>", "<EOT>"];
 
     private ByteLevelBpeTokenizer(string[] tokens, TokenType[] types, string[] merges, BpePreTokenizer pre, int? bos, int? eos, int? eot, bool addBos, bool addEos)
+        : base(tokens, types, bos, eos, eot, addBos, addEos)
     {
-        _tokens = tokens;
-        _types = types;
         _pre = pre;
         _ids = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
         for (int i = 0; i < tokens.Length; i++)
@@ -71,96 +40,31 @@ public sealed class ByteLevelBpeTokenizer
             }
             _mergeRanks.TryAdd(merge, rank);
         }
-        _specials = Enumerable.Range(0, tokens.Length)
-            .Where(i => types[i] is TokenType.Control or TokenType.UserDefined && tokens[i].Length > 0)
-            .Select(i => (tokens[i], i))
-            .OrderByDescending(s => s.Item1.Length).ThenBy(s => s.i)
-            .ToArray();
-        foreach ((string text, int id) in _specials)
-        {
-            if (EndOfGenerationSpellings.Contains(text) && types[id] == TokenType.Control) _endOfGeneration.Add(id);
-        }
-        if (eos is int e) _endOfGeneration.Add(e);
-        if (eot is int t) _endOfGeneration.Add(t);
-        Bos = bos;
-        Eos = eos;
-        Eot = eot;
-        AddBos = addBos;
-        AddEos = addEos;
     }
 
-    public int VocabularySize => _tokens.Length;
     public BpePreTokenizer PreTokenizer => _pre;
-    public int? Bos { get; }
-    public int? Eos { get; }
-    public int? Eot { get; }
-    public bool AddBos { get; }
-    public bool AddEos { get; }
 
-    /// <summary>Whether generation stops at <paramref name="id"/>: EOS, EOT, or a control token spelled as one (&lt;|im_end|&gt;, &lt;|eot_id|&gt; ...).</summary>
-    public bool IsEndOfGeneration(int id) => _endOfGeneration.Contains(id);
-
-    public bool IsControl(int id) => (uint)id < (uint)_types.Length && _types[id] == TokenType.Control;
-
-    /// <summary>Reads the vocabulary; every failure names the key.</summary>
-    public static ByteLevelBpeTokenizer FromGguf(GgufFile file)
+    /// <summary>Reads a <c>gpt2</c> vocabulary; every failure names the key.</summary>
+    public static new ByteLevelBpeTokenizer FromGguf(GgufFile file)
     {
         ArgumentNullException.ThrowIfNull(file);
         string model = file.Require(ModelKey).AsString(ModelKey);
         if (model != "gpt2")
         {
-            throw new GgufFormatException($"metadata '{ModelKey}' = '{model}': EdgeSlm reads byte-level BPE ('gpt2') vocabularies only so far");
+            throw new GgufFormatException($"metadata '{ModelKey}' = '{model}' is not a byte-level BPE ('gpt2') vocabulary");
         }
         string preName = file.Get(PreKey)?.AsString(PreKey) ?? "default";
         BpePreTokenizer pre = BpePreTokenizer.Find(preName)
             ?? throw new GgufFormatException($"metadata '{PreKey}' = '{preName}' is not a pre-tokenizer EdgeSlm knows ({string.Join(", ", BpePreTokenizer.AllNames)})");
-        string[] tokens = file.Require(TokensKey).AsArray<string>(TokensKey);
-        if (tokens.Length == 0)
-        {
-            throw new GgufFormatException($"metadata '{TokensKey}' is empty");
-        }
-        var types = new TokenType[tokens.Length];
-        GgufValue? typeValue = file.Get(TokenTypesKey);
-        if (typeValue is null)
-        {
-            Array.Fill(types, TokenType.Normal);
-        }
-        else
-        {
-            int[] raw = typeValue.AsArray<int>(TokenTypesKey);
-            if (raw.Length != tokens.Length)
-            {
-                throw new GgufFormatException($"metadata '{TokenTypesKey}' has {raw.Length} entries for {tokens.Length} tokens");
-            }
-            for (int i = 0; i < raw.Length; i++)
-            {
-                if (raw[i] < 0 || raw[i] > 6)
-                {
-                    throw new GgufFormatException($"metadata '{TokenTypesKey}' entry {i} = {raw[i]} is not a token type (0 to 6)");
-                }
-                types[i] = (TokenType)raw[i];
-            }
-        }
+        string[] tokens = ReadTokens(file);
+        TokenType[] types = ReadTokenTypes(file, tokens.Length);
         string[] merges = file.Require(MergesKey).AsArray<string>(MergesKey);
-        int? Id(string key)
-        {
-            GgufValue? value = file.Get(key);
-            if (value is null) return null;
-            long id = value.AsInt64(key);
-            if (id == -1 || id == uint.MaxValue) return null;
-            return id >= 0 && id < tokens.Length ? (int)id : throw new GgufFormatException($"metadata '{key}' = {id} is not a token id (0 to {tokens.Length - 1})");
-        }
-        bool Flag(string key, bool fallback) => file.Get(key)?.AsBool(key) ?? fallback;
-        return new ByteLevelBpeTokenizer(tokens, types, merges, pre, Id(BosKey), Id(EosKey), Id(EotKey),
-            Flag(AddBosKey, pre.AddBosByDefault), Flag(AddEosKey, false));
+        return new ByteLevelBpeTokenizer(tokens, types, merges, pre, ReadTokenId(file, BosKey, tokens.Length),
+            ReadTokenId(file, EosKey, tokens.Length), ReadTokenId(file, EotKey, tokens.Length),
+            ReadFlag(file, AddBosKey, pre.AddBosByDefault), ReadFlag(file, AddEosKey, false));
     }
 
-    /// <summary>
-    /// Token ids of <paramref name="text"/>. <paramref name="addSpecial"/> adds BOS/EOS where the vocabulary asks
-    /// for them; <paramref name="parseSpecial"/> turns control tokens spelled in the text into their ids
-    /// (otherwise they are tokenized as text), as llama.cpp's <c>llama_tokenize</c>.
-    /// </summary>
-    public int[] Encode(string text, bool addSpecial = true, bool parseSpecial = false)
+    public override int[] Encode(string text, bool addSpecial = true, bool parseSpecial = false)
     {
         ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>();
@@ -171,7 +75,7 @@ public sealed class ByteLevelBpeTokenizer
         var fragments = new List<(int Start, int Length, int Special)> { (0, text.Length, -1) };
         if (parseSpecial)
         {
-            foreach ((string special, int id) in _specials)
+            foreach ((string special, int id) in Specials)
             {
                 for (int f = 0; f < fragments.Count; f++)
                 {
@@ -265,22 +169,21 @@ public sealed class ByteLevelBpeTokenizer
         }
     }
 
-    /// <summary>The bytes token <paramref name="id"/> stands for: nothing for control tokens, the text of user-defined ones.</summary>
-    public int TokenBytes(int id, Span<byte> destination)
+    public override int TokenBytes(int id, Span<byte> destination)
     {
-        if ((uint)id >= (uint)_tokens.Length)
+        if ((uint)id >= (uint)Tokens.Length)
         {
-            throw new ArgumentOutOfRangeException(nameof(id), id, $"token ids run from 0 to {_tokens.Length - 1}");
+            throw new ArgumentOutOfRangeException(nameof(id), id, $"token ids run from 0 to {Tokens.Length - 1}");
         }
-        switch (_types[id])
+        switch (Types[id])
         {
             case TokenType.Control:
             case TokenType.Unused:
                 return 0;
             case TokenType.UserDefined:
-                return Encoding.UTF8.GetBytes(_tokens[id], destination);
+                return Encoding.UTF8.GetBytes(Tokens[id], destination);
         }
-        string token = _tokens[id];
+        string token = Tokens[id];
         int n = 0;
         for (int i = 0; i < token.Length;)
         {
@@ -303,22 +206,7 @@ public sealed class ByteLevelBpeTokenizer
         return n;
     }
 
-    /// <summary>The most bytes <see cref="TokenBytes"/> writes for <paramref name="id"/>.</summary>
-    public int MaxBytes(int id) => (uint)id < (uint)_tokens.Length ? Encoding.UTF8.GetByteCount(_tokens[id]) : 0;
-
-    /// <summary>The text of <paramref name="ids"/> (control tokens print nothing).</summary>
-    public string Decode(ReadOnlySpan<int> ids)
-    {
-        var bytes = new List<byte>();
-        foreach (int id in ids)
-        {
-            var buffer = new byte[MaxBytes(id)];
-            bytes.AddRange(buffer.AsSpan(0, TokenBytes(id, buffer)));
-        }
-        return Encoding.UTF8.GetString(bytes.ToArray());
-    }
-
-    public string TokenText(int id) => _tokens[id];
+    public override int MaxBytes(int id) => (uint)id < (uint)Tokens.Length ? Encoding.UTF8.GetByteCount(Tokens[id]) : 0;
 
     /// <summary>GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the others for 256 + n.</summary>
     private static char[] BuildByteMap()
