@@ -2,10 +2,13 @@ using System.Diagnostics;
 using EdgeSlm.EdgeModule.Configuration;
 using EdgeSlm.Intents.Definitions;
 using EdgeSlm.Intents.Features;
+using EdgeSlm.Intents.LanguageModel;
 using EdgeSlm.Intents.Recognition;
 using EdgeSlm.Models.Bert;
 using EdgeSlm.Models.Conversion;
 using EdgeSlm.Models.Gguf;
+using EdgeSlm.Models.Llama;
+using EdgeSlm.Models.Tokenizers;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeSlm.EdgeModule.Inference;
@@ -14,7 +17,8 @@ namespace EdgeSlm.EdgeModule.Inference;
 /// <param name="Model">GGUF model file; null or empty: the bundled MiniLM, converted once into the cache.</param>
 /// <param name="Intents">Intents file or folder; null or empty: the built-in sample intents.</param>
 /// <param name="CacheDirectory">Converted models and trained heads; null or empty: <see cref="ModelCache.Directory"/>.</param>
-public sealed record RuntimeSettings(string? Model, string? Intents, int Threads, int MaxTokens, string? CacheDirectory, IntentEngineSettings Engine);
+/// <param name="Slm">The generative language model behind the classifier; null: none.</param>
+public sealed record RuntimeSettings(string? Model, string? Intents, int Threads, int MaxTokens, string? CacheDirectory, IntentEngineSettings Engine, SlmSettings? Slm = null);
 
 /// <summary>
 /// The model and the current intent engine. Inference runs on one worker with its own encoder buffers; training
@@ -30,13 +34,26 @@ public sealed class IntentRuntime : IDisposable
     private readonly int _maxTokens;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _training = new(1, 1);
-    private IntentEngine _engine;
+    private readonly LanguageModelParts? _slm;
+    private readonly object _inference = new();
+    private Pipeline _pipeline;
 
-    private IntentRuntime(BertModel[] models, SentenceFeatures features, IntentEngine engine, IntentEngineSettings engineSettings, string? cacheDirectory, RuntimeSettings settings, string? modelWarning, ILogger logger)
+    /// <summary>What answers for one intents version: swapped as one.</summary>
+    private sealed record Pipeline(IntentEngine Engine, SlmRecognizer? Slm);
+
+    /// <summary>The language model, loaded once for all intents versions (its weights stay mapped).</summary>
+    private sealed record LanguageModelParts(LlamaModel Model, DecoderTokenizer Tokenizer, SlmSettings Settings);
+
+    private IntentRuntime(BertModel[] models, SentenceFeatures features, Pipeline pipeline, IntentEngineSettings engineSettings, string? cacheDirectory, RuntimeSettings settings,
+        string? modelWarning, LanguageModelParts? slm, SlmMode slmMode, string? slmError, ILogger logger)
     {
         _models = models;
         Features = features;
-        _engine = engine;
+        _pipeline = pipeline;
+        _slm = slm;
+        SlmMode = slmMode;
+        SlmError = slmError;
+        SlmFile = string.IsNullOrWhiteSpace(settings.Slm?.Model) ? null : Path.GetFullPath(settings.Slm.Model);
         _engineSettings = engineSettings;
         _cacheDirectory = cacheDirectory;
         _threads = settings.Threads;
@@ -50,7 +67,24 @@ public sealed class IntentRuntime : IDisposable
     /// <summary>The inference worker's encoder. Only the worker may call it.</summary>
     public SentenceFeatures Features { get; }
 
-    public IntentEngine Engine => Volatile.Read(ref _engine);
+    public IntentEngine Engine => Volatile.Read(ref _pipeline).Engine;
+
+    /// <summary>The language model's recognizer for the current intents, null without one.</summary>
+    public SlmRecognizer? Slm => Volatile.Read(ref _pipeline).Slm;
+
+    /// <summary>How the language model is used: <see cref="Inference.SlmMode.Off"/> also when its file could not be loaded.</summary>
+    public SlmMode SlmMode { get; }
+
+    /// <summary>The language model file the settings name (null: none).</summary>
+    public string? SlmFile { get; }
+
+    /// <summary>Why the language model is not in use although one was set; null when it is (or none was set).</summary>
+    public string? SlmError { get; private set; }
+
+    /// <summary>Utterances of which the classifier's answer stood because the batch's time budget for the model was spent.</summary>
+    public long SlmTimeouts => Interlocked.Read(ref _slmTimeouts);
+
+    private long _slmTimeouts;
 
     /// <summary>The training settings in use; later retrains keep them.</summary>
     public IntentEngineSettings EngineSettings => Volatile.Read(ref _engineSettings);
@@ -72,6 +106,7 @@ public sealed class IntentRuntime : IDisposable
         BertModel model = ModelCache.LoadForModule(settings.Model, cache, out string? warning);
         var models = new[] { model };
         SentenceFeatures? features = null;
+        LanguageModelParts? slm = null;
         try
         {
             if (warning is not null)
@@ -85,15 +120,24 @@ public sealed class IntentRuntime : IDisposable
             }
             features = new SentenceFeatures(models, settings.Threads, settings.MaxTokens);
             IntentDefinitions definitions = LoadDefinitions(settings.Intents);
+            SlmMode mode = settings.Slm?.ParsedMode() ?? SlmMode.Off;
+            string? slmError = null;
+            if (mode != SlmMode.Off)
+            {
+                slm = LoadLanguageModel(settings.Slm!, logger, out slmError);
+                if (slm is null) mode = SlmMode.Off; // the classifier answers alone, trained even in only mode
+            }
             IntentEngineSettings engineSettings = settings.Engine;
-            IntentEngine engine = IntentEngine.Train(features, definitions, engineSettings, cache);
+            IntentEngine engine = mode == SlmMode.Only ? IntentEngine.Untrained(definitions) : IntentEngine.Train(features, definitions, engineSettings, cache);
             Log(logger, engine);
-            return new IntentRuntime(models, features, engine, engineSettings, cache, settings, warning, logger);
+            SlmRecognizer? recognizer = slm is null ? null : BuildRecognizer(slm, definitions, logger, ref slmError);
+            return new IntentRuntime(models, features, new Pipeline(engine, recognizer), engineSettings, cache, settings, warning, slm, mode, slmError, logger);
         }
         catch
         {
             features?.Dispose();
             model.Dispose();
+            slm?.Model.Dispose();
             throw;
         }
     }
@@ -141,9 +185,18 @@ public sealed class IntentRuntime : IDisposable
             return await Task.Run(() =>
             {
                 using var features = new SentenceFeatures(_models, _threads, _maxTokens);
-                IntentEngine engine = IntentEngine.Train(features, definitions, settings, _cacheDirectory);
-                Volatile.Write(ref _engineSettings, settings);
-                Volatile.Write(ref _engine, engine);
+                IntentEngine engine = SlmMode == SlmMode.Only ? IntentEngine.Untrained(definitions) : IntentEngine.Train(features, definitions, settings, _cacheDirectory);
+                string? error = null;
+                SlmRecognizer? recognizer = _slm is null ? null : BuildRecognizer(_slm, definitions, _logger, ref error);
+                Pipeline old;
+                lock (_inference)
+                {
+                    old = _pipeline;
+                    Volatile.Write(ref _engineSettings, settings);
+                    Volatile.Write(ref _pipeline, new Pipeline(engine, recognizer));
+                    if (_slm is not null) SlmError = error;
+                }
+                old.Slm?.Dispose();
                 Log(_logger, engine);
                 return engine;
             }, cancellation);
@@ -151,6 +204,81 @@ public sealed class IntentRuntime : IDisposable
         finally
         {
             _training.Release();
+        }
+    }
+
+    /// <summary>
+    /// Classifies a batch as the module answers it: templates, then the classifier, then (in fallback and only
+    /// modes) the language model for each utterance the classifier did not recognise, until the batch's time
+    /// budget is spent. Only the inference worker calls it; a retrain waits for the batch before it swaps.
+    /// </summary>
+    public IntentResult[] Classify(IReadOnlyList<string> texts, IReadOnlyList<IReadOnlyCollection<string>?>? intentFilters = null)
+    {
+        lock (_inference)
+        {
+            Pipeline pipeline = _pipeline;
+            IntentResult[] results = pipeline.Engine.Classify(Features, texts, intentFilters);
+            if (pipeline.Slm is null || _slm is null)
+            {
+                return results;
+            }
+            using var budget = new CancellationTokenSource(TimeSpan.FromMilliseconds(_slm.Settings.BudgetMilliseconds));
+            for (int i = 0; i < results.Length; i++)
+            {
+                IntentResult result = results[i];
+                if (result.Source != IntentSource.Classifier || result.Recognized)
+                {
+                    continue;
+                }
+                SlmAnswer answer = pipeline.Slm.Recognize(texts[i], intentFilters?[i], budget.Token);
+                if (answer.TimedOut)
+                {
+                    Interlocked.Increment(ref _slmTimeouts);
+                    continue; // the classifier's answer stands
+                }
+                results[i] = new IntentResult(texts[i], answer.Intent, answer.Confidence, answer.Slots, ExactMatch: false, result.Truncated || answer.Truncated)
+                {
+                    Source = IntentSource.Slm,
+                };
+            }
+            return results;
+        }
+    }
+
+    private static LanguageModelParts? LoadLanguageModel(SlmSettings settings, ILogger logger, out string? error)
+    {
+        LlamaModel? model = null;
+        try
+        {
+            model = LlamaModel.Load(settings.Model!);
+            DecoderTokenizer tokenizer = model.CreateTokenizer();
+            logger.LogInformation("Language model {Name} ({File}, {MB:F0} MB mapped) for {Mode} mode", model.Name, settings.Model, model.FileBytes / 1e6, settings.ParsedMode());
+            error = null;
+            return new LanguageModelParts(model, tokenizer, settings);
+        }
+        catch (Exception e) when (e is GgufFormatException or IOException or UnauthorizedAccessException)
+        {
+            model?.Dispose();
+            error = e is FileNotFoundException ? $"language model file {settings.Model} does not exist" : e.Message;
+            logger.LogError("Language model not used, the classifier answers alone: {Error}", error);
+            return null;
+        }
+    }
+
+    private static SlmRecognizer? BuildRecognizer(LanguageModelParts slm, IntentDefinitions definitions, ILogger logger, ref string? error)
+    {
+        try
+        {
+            SlmRecognizer recognizer = SlmRecognizer.Build(slm.Model, slm.Tokenizer, definitions, slm.Settings.Options());
+            logger.LogInformation("Language model prompt for {Intents} intents: {Tokens} tokens in {Milliseconds:F0} ms, KV cache {MB:F1} MB",
+                definitions.IntentNames.Count, recognizer.PromptTokens, recognizer.PromptSeconds * 1000, recognizer.CacheBytes / 1e6);
+            return recognizer;
+        }
+        catch (ArgumentException e)
+        {
+            error = e.Message;
+            logger.LogError("Language model not used for these intents: {Error}", e.Message);
+            return null;
         }
     }
 
@@ -168,6 +296,8 @@ public sealed class IntentRuntime : IDisposable
     public void Dispose()
     {
         Features.Dispose();
+        _pipeline.Slm?.Dispose();
+        _slm?.Model.Dispose();
         foreach (BertModel model in _models)
         {
             model.Dispose();

@@ -93,6 +93,7 @@ public sealed class HermesProtocol(string errorTopic) : MessageProtocol
                 WriteNullable(w, "sessionId", request.SessionId);
                 // Snips' extension: how sure we are that nothing matched.
                 w.WriteNumber("confidenceScore", Math.Round(1 - result.Confidence, 4));
+                w.WriteString("source", ResultJson.SourceName(result.Source));
             }));
             yield break;
         }
@@ -138,6 +139,8 @@ public sealed class HermesProtocol(string errorTopic) : MessageProtocol
         w.WriteString("intentName", result.Intent);
         w.WriteNumber("confidenceScore", Math.Round(result.Confidence, 4));
         w.WriteEndObject();
+        // EdgeSlm's extension, beside the intent as Rhasspy's extra fields are: which path answered.
+        w.WriteString("source", ResultJson.SourceName(result.Source));
     }
 
     private static void WriteSlots(Utf8JsonWriter w, IntentResult result)

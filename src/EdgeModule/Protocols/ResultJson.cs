@@ -65,6 +65,7 @@ public static class ResultJson
         }
         writer.WriteEndArray();
         writer.WriteBoolean("recognized", result.Recognized);
+        writer.WriteString("source", SourceName(result.Source));
         if (result.ExactMatch)
         {
             writer.WriteBoolean("exact", true);
@@ -74,6 +75,13 @@ public static class ResultJson
             writer.WriteBoolean("truncated", true);
         }
     }
+
+    public static string SourceName(IntentSource source) => source switch
+    {
+        IntentSource.Template => "template",
+        IntentSource.Classifier => "classifier",
+        _ => "slm",
+    };
 
     public static string KindName(SlotKind kind) => kind switch
     {

@@ -167,7 +167,7 @@ public sealed class InferenceWorker
         }
 
         long start = Stopwatch.GetTimestamp();
-        IntentResult[] results = texts.Count == 0 ? [] : _runtime.Engine.Classify(_runtime.Features, texts, filters);
+        IntentResult[] results = texts.Count == 0 ? [] : _runtime.Classify(texts, filters);
         double perUtterance = texts.Count == 0 ? 0 : Stopwatch.GetElapsedTime(start).TotalMilliseconds / texts.Count;
 
         int next = 0;

@@ -60,6 +60,9 @@ public sealed class ModuleSettings
     /// <summary>Where converted models and trained heads are kept; empty: EDGESLM_CACHE, XDG cache, ~/.cache/edgeslm.</summary>
     public string? CacheDirectory { get; set; }
 
+    /// <summary>The generative language model behind (or instead of) the classifier.</summary>
+    public SlmSettings Slm { get; set; } = new();
+
     public MqttSettings Mqtt { get; set; } = new();
     public HermesSettings Hermes { get; set; } = new();
     public HomeAssistantSettings HomeAssistant { get; set; } = new();
@@ -70,7 +73,7 @@ public sealed class ModuleSettings
 
     /// <summary>What the runtime loads and how it trains.</summary>
     public RuntimeSettings Runtime() => new(Model, Intents, Threads, MaxTokens, CacheDirectory,
-        new IntentEngineSettings(Threshold: Threshold, ExamplesPerTemplate: ExamplesPerTemplate, MaxIntents: MaxIntents, MaxExamples: MaxExamples));
+        new IntentEngineSettings(Threshold: Threshold, ExamplesPerTemplate: ExamplesPerTemplate, MaxIntents: MaxIntents, MaxExamples: MaxExamples), Slm);
 
     /// <summary>What the Azure module needs, when the <c>Azure</c> section is configured.</summary>
     public AzureModuleSettings AzureModule() => new(Azure, Mqtt, SiteId, Threshold, Intents);
@@ -121,6 +124,7 @@ public sealed class ModuleSettings
         if (ExamplesPerTemplate is < 1 or > 10_000) errors.Add($"ExamplesPerTemplate: {ExamplesPerTemplate} is not between 1 and 10000");
         if (!string.IsNullOrWhiteSpace(Model) && !File.Exists(Model)) errors.Add($"Model: file {Model} does not exist");
         if (!string.IsNullOrWhiteSpace(Intents) && !File.Exists(Intents) && !Directory.Exists(Intents)) errors.Add($"Intents: {Intents} does not exist");
+        errors.AddRange(Slm.Validate());
         errors.AddRange(Mqtt.Validate());
         if (string.IsNullOrWhiteSpace(Hermes.ErrorTopic) || Hermes.ErrorTopic.Contains('+') || Hermes.ErrorTopic.Contains('#'))
         {

@@ -2,6 +2,7 @@ using EdgeSlm.EdgeModule.Azure;
 using EdgeSlm.EdgeModule.Inference;
 using EdgeSlm.EdgeModule.Messaging;
 using EdgeSlm.EdgeModule.Protocols;
+using EdgeSlm.Intents.LanguageModel;
 using EdgeSlm.Intents.Recognition;
 using Microsoft.Extensions.Logging;
 
@@ -30,6 +31,22 @@ public sealed class StatusPublisher(ModuleTopics topics, HomeAssistantSettings h
             if (runtime.ModelFile is not null) w.WriteString("file", runtime.ModelFile);
             if (runtime.ModelWarning is not null) w.WriteBoolean("convertedInMemory", true);
             if (message is not null) w.WriteString(status == "error" ? "error" : "message", message);
+            if (runtime.SlmFile is not null)
+            {
+                w.WriteStartObject("slm");
+                w.WriteString("file", runtime.SlmFile);
+                w.WriteString("mode", runtime.SlmMode.ToString().ToLowerInvariant());
+                SlmRecognizer? slm = runtime.Slm;
+                w.WriteString("status", slm is not null ? "ready" : "error");
+                if (runtime.SlmError is not null) w.WriteString("error", runtime.SlmError);
+                if (slm is not null)
+                {
+                    w.WriteNumber("promptTokens", slm.PromptTokens);
+                    w.WriteNumber("promptMilliseconds", Math.Round(slm.PromptSeconds * 1000, 1));
+                    w.WriteNumber("threads", slm.Threads);
+                }
+                w.WriteEndObject();
+            }
             w.WriteString("time", DateTimeOffset.UtcNow.ToString("O"));
         });
         await PublishAsync(new OutgoingMessage(topics.ModelStatus, payload, Retain: true));

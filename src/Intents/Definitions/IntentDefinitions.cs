@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using EdgeSlm.Intents.Descriptions;
 using EdgeSlm.Intents.Examples;
 using EdgeSlm.Intents.Templates;
 
@@ -11,7 +12,7 @@ namespace EdgeSlm.Intents.Definitions;
 /// </summary>
 public sealed class IntentDefinitions
 {
-    private IntentDefinitions(IntentLibrary library, IReadOnlyList<IntentExample> examples, string contentHash, string source)
+    private IntentDefinitions(IntentLibrary library, IReadOnlyList<IntentExample> examples, string contentHash, string source, IReadOnlyList<IntentDescription>? described = null)
     {
         Library = library;
         Examples = examples;
@@ -21,7 +22,15 @@ public sealed class IntentDefinitions
         {
             IntentLibrary.ValidateIntentName(example.Intent, source);
         }
-        IntentNames = library.IntentNames.Concat(examples.Select(e => e.Intent)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        var descriptions = new Dictionary<string, IntentDescription>(library.Descriptions, StringComparer.Ordinal);
+        foreach (IntentDescription description in described ?? [])
+        {
+            IntentLibrary.ValidateIntentName(description.Intent, source);
+            descriptions[description.Intent] = descriptions.TryGetValue(description.Intent, out IntentDescription? earlier) ? earlier.Merge(description) : description;
+        }
+        Descriptions = descriptions;
+        IntentNames = library.IntentNames.Concat(examples.Select(e => e.Intent)).Concat(descriptions.Keys)
+            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
         if (IntentNames.Count == 0)
         {
             throw new IntentFileException($"{source}: defines no intents");
@@ -35,6 +44,9 @@ public sealed class IntentDefinitions
 
     public IReadOnlyList<string> IntentNames { get; }
 
+    /// <summary>What intents and slots mean, where the files say (YAML <c>description</c>, JSONL lines without <c>text</c>).</summary>
+    public IReadOnlyDictionary<string, IntentDescription> Descriptions { get; }
+
     /// <summary>SHA-256 (hex) of every file's name and bytes: keys the trained head.</summary>
     public string ContentHash { get; }
 
@@ -46,6 +58,7 @@ public sealed class IntentDefinitions
     {
         var yaml = new List<string>();
         var examples = new List<IntentExample>();
+        var descriptions = new List<IntentDescription>();
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (string path in paths)
         {
@@ -64,7 +77,7 @@ public sealed class IntentDefinitions
                 {
                     try
                     {
-                        examples.AddRange(IntentExample.ReadJsonLines(file));
+                        examples.AddRange(IntentExample.ReadJsonLines(file, descriptions));
                     }
                     catch (FormatException e)
                     {
@@ -82,7 +95,7 @@ public sealed class IntentDefinitions
             }
         }
         IntentLibrary library = yaml.Count > 0 ? IntentLibrary.Load(yaml.ToArray()) : IntentLibrary.Parse("{}", "empty");
-        return new IntentDefinitions(library, examples, Convert.ToHexString(hash.GetHashAndReset()), string.Join(", ", paths));
+        return new IntentDefinitions(library, examples, Convert.ToHexString(hash.GetHashAndReset()), string.Join(", ", paths), descriptions);
     }
 
     /// <summary>One YAML intents file given as text (for example a retained MQTT message).</summary>

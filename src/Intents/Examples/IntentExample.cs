@@ -1,4 +1,5 @@
 using System.Text.Json;
+using EdgeSlm.Intents.Descriptions;
 
 namespace EdgeSlm.Intents.Examples;
 
@@ -15,8 +16,12 @@ public sealed record IntentExample(string Text, string Intent, IReadOnlyList<Slo
     /// Reads <c>{"text", "intent", "slots": [{"slot", "value", "start", "end"}]}</c> lines. Offsets in the files are
     /// code points (Python's); they are converted to UTF-16 indices here.
     /// </summary>
+    /// <remarks>
+    /// With <paramref name="descriptions"/>, a line without <c>text</c> describes an intent instead:
+    /// <c>{"intent", "description", "slots": {"slot": {"description"}}}</c> (see <see cref="IntentDescription"/>).
+    /// </remarks>
     /// <exception cref="FormatException">A line is not such an object; the message names the file and line.</exception>
-    public static List<IntentExample> ReadJsonLines(string path)
+    public static List<IntentExample> ReadJsonLines(string path, List<IntentDescription>? descriptions = null)
     {
         var examples = new List<IntentExample>();
         int number = 0;
@@ -31,6 +36,11 @@ public sealed record IntentExample(string Text, string Intent, IReadOnlyList<Slo
             {
                 using JsonDocument json = JsonDocument.Parse(line);
                 JsonElement root = json.RootElement;
+                if (descriptions is not null && root.ValueKind == JsonValueKind.Object && !root.TryGetProperty("text", out _))
+                {
+                    descriptions.Add(ReadDescription(root));
+                    continue;
+                }
                 string text = root.GetProperty("text").GetString() ?? throw new FormatException("\"text\" is null");
                 string intent = root.GetProperty("intent").GetString() ?? throw new FormatException("\"intent\" is null");
                 var slots = new List<SlotSpan>();
@@ -51,6 +61,34 @@ public sealed record IntentExample(string Text, string Intent, IReadOnlyList<Slo
             }
         }
         return examples;
+    }
+
+    private static IntentDescription ReadDescription(JsonElement root)
+    {
+        string intent = root.GetProperty("intent").GetString() ?? throw new FormatException("\"intent\" is null");
+        string? text = root.TryGetProperty("description", out JsonElement d) ? d.GetString() : null;
+        var slots = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (root.TryGetProperty("slots", out JsonElement slotObject))
+        {
+            if (slotObject.ValueKind != JsonValueKind.Object)
+            {
+                throw new FormatException("a description's \"slots\" is an object of slot names");
+            }
+            foreach (JsonProperty slot in slotObject.EnumerateObject())
+            {
+                slots[slot.Name] = slot.Value.ValueKind switch
+                {
+                    JsonValueKind.String => slot.Value.GetString()!,
+                    JsonValueKind.Object => slot.Value.TryGetProperty("description", out JsonElement sd) ? sd.GetString() ?? "" : "",
+                    _ => throw new FormatException($"slot '{slot.Name}': expected a description or {{\"description\": text}}"),
+                };
+            }
+        }
+        if (text is null && slots.Count == 0)
+        {
+            throw new FormatException("a line without \"text\" must describe its intent (\"description\" or \"slots\")");
+        }
+        return new IntentDescription(intent, text, slots);
     }
 
     private static int Utf16Index(string text, int codePoints)

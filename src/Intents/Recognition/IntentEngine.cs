@@ -11,12 +11,18 @@ using EdgeSlm.Intents.Training;
 
 namespace EdgeSlm.Intents.Recognition;
 
+/// <summary>Which path produced an answer.</summary>
+public enum IntentSource { Template, Classifier, Slm }
+
 /// <summary>The answer for one utterance. <see cref="Intent"/> is null when it is not recognized.</summary>
-/// <param name="ExactMatch">True when a template matched the text exactly (confidence 1), false when the classifier decided.</param>
+/// <param name="ExactMatch">True when a template matched the text exactly (confidence 1), false when a model decided.</param>
 /// <param name="Truncated">The utterance was longer than the token limit (the model's context or MaxTokens) and only its start was read.</param>
 public sealed record IntentResult(string Text, string? Intent, float Confidence, IReadOnlyList<SlotValue> Slots, bool ExactMatch, bool Truncated = false)
 {
     public bool Recognized => Intent is not null;
+
+    /// <summary>The template matcher, the trained classifier, or the language model (its confidence the probability normalised over the intents).</summary>
+    public IntentSource Source { get; init; } = ExactMatch ? IntentSource.Template : IntentSource.Classifier;
 }
 
 /// <summary>How the engine trains. The defaults are what the module uses.</summary>
@@ -36,9 +42,9 @@ public sealed record TrainingReport(int Intents, int Examples, double Seconds, b
 /// </summary>
 public sealed class IntentEngine
 {
-    private readonly IntentHead _head;
+    private readonly IntentHead? _head;
     private readonly SlotTagger? _tagger;
-    private readonly TrainedHead _trained;
+    private readonly TrainedHead? _trained;
     private readonly TemplateMatcher _matcher;
     private readonly Dictionary<string, SlotExtractor> _slotExtractors;
 
@@ -46,14 +52,13 @@ public sealed class IntentEngine
     [ThreadStatic]
     private static TokenStates? t_tokens;
 
-    private IntentEngine(IntentDefinitions definitions, TrainedHead trained, TrainingReport report)
+    private IntentEngine(IntentDefinitions definitions, TrainedHead? trained, TrainingReport report)
     {
         Definitions = definitions;
         _trained = trained;
-        _head = trained.Head;
-        _tagger = trained.Tagger;
-        double threshold = trained.Threshold;
-        Threshold = threshold;
+        _head = trained?.Head;
+        _tagger = trained?.Tagger;
+        Threshold = trained?.Threshold ?? 1;
         Report = report;
         // Templates that refer to undefined lists or rules were already reported by the expander.
         _matcher = new TemplateMatcher(definitions.Library, problems: []);
@@ -65,6 +70,9 @@ public sealed class IntentEngine
     }
 
     public IntentDefinitions Definitions { get; }
+
+    /// <summary>False for an engine of templates alone (<see cref="Untrained"/>): what they do not match is not recognized.</summary>
+    public bool Trained => _head is not null;
     public double Threshold { get; }
     public TrainingReport Report { get; }
     /// <summary>The intents it can answer with (not the out-of-scope class).</summary>
@@ -116,6 +124,20 @@ public sealed class IntentEngine
     }
 
     /// <summary>
+    /// Exact template matches only, no classifier: for a module whose language model understands the rest
+    /// (<c>Slm:Mode</c> = only). Nothing to train, nothing to load.
+    /// </summary>
+    public static IntentEngine Untrained(IntentDefinitions definitions)
+    {
+        ArgumentNullException.ThrowIfNull(definitions);
+        if (definitions.IntentNames.Count == 0)
+        {
+            throw new IntentFileException($"{definitions.Source}: defines no intents");
+        }
+        return new IntentEngine(definitions, null, new TrainingReport(definitions.IntentNames.Count, 0, 0, FromCache: false, 1, "untrained", []));
+    }
+
+    /// <summary>
     /// What a trained head depends on: the encoders, the intents, the training settings and this format. The
     /// version changes with the training too (v5: with the slot tagger and the distance to the training sentences), so a device retrains once.
     /// </summary>
@@ -156,6 +178,11 @@ public sealed class IntentEngine
         {
             return results;
         }
+        if (_head is null)
+        {
+            foreach (int i in pending) results[i] = new IntentResult(texts[i], null, 0f, [], ExactMatch: false);
+            return results;
+        }
         var embedded = new float[pending.Count * features.Dimension];
         var truncated = new bool[pending.Count];
         TokenStates? tokens = _tagger is null ? null : t_tokens ??= new TokenStates();
@@ -172,7 +199,7 @@ public sealed class IntentEngine
             // With a filter (Hermes' intentFilter), an utterance whose most likely intent is filtered out is not
             // recognized: answering with the best allowed intent would put words in the speaker's mouth.
             bool recognized = confidence >= Threshold && intent != IntentExample.OutOfScope && Allowed(intent, intentFilters?[i])
-                && !_trained.TooFar(embedded.AsSpan(p * features.Dimension, features.Dimension));
+                && !_trained!.TooFar(embedded.AsSpan(p * features.Dimension, features.Dimension));
             IReadOnlyList<SlotValue> slots = [];
             if (recognized)
             {

@@ -1,3 +1,4 @@
+using EdgeSlm.Intents.Descriptions;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -43,12 +44,17 @@ public sealed class IntentLibrary
     private readonly Dictionary<string, TemplateSequence> _rules = new(StringComparer.Ordinal);
     private readonly List<IntentTemplates> _templates = [];
     private readonly List<string> _skipWords = [];
+    private readonly Dictionary<string, IntentDescription> _descriptions = new(StringComparer.Ordinal);
 
     public IReadOnlyDictionary<string, SlotList> Lists => _lists;
     public IReadOnlyDictionary<string, TemplateSequence> ExpansionRules => _rules;
     public IReadOnlyList<IntentTemplates> Templates => _templates;
     public IReadOnlyList<string> SkipWords => _skipWords;
-    public IEnumerable<string> IntentNames => _templates.Select(t => t.Intent).Distinct(StringComparer.Ordinal);
+    /// <summary>Intents with templates, and intents only described.</summary>
+    public IEnumerable<string> IntentNames => _templates.Select(t => t.Intent).Concat(_descriptions.Keys).Distinct(StringComparer.Ordinal);
+
+    /// <summary>The <c>description</c>s given beside intents' <c>data</c>.</summary>
+    public IReadOnlyDictionary<string, IntentDescription> Descriptions => _descriptions;
 
     /// <summary>Loads files and folders (every *.yaml below a folder; files starting with '_fixtures' as fixtures).</summary>
     public static IntentLibrary Load(params string[] paths)
@@ -158,6 +164,10 @@ public sealed class IntentLibrary
                     {
                         AddData(intent, data, file);
                     }
+                    if (ReadDescription(intent, value) is IntentDescription description)
+                    {
+                        _descriptions[intent] = _descriptions.TryGetValue(intent, out IntentDescription? earlier) ? earlier.Merge(description) : description;
+                    }
                 }
             }
             else if (Child(root, "data") is YamlSequenceNode data)
@@ -171,6 +181,27 @@ public sealed class IntentLibrary
         {
             throw new IntentFileException($"{file}: {e.Message}");
         }
+    }
+
+    /// <summary><c>description: text</c> and <c>slots: {slot: {description: text}}</c> beside an intent's data; null when neither is there.</summary>
+    private static IntentDescription? ReadDescription(string intent, YamlNode node)
+    {
+        string? text = Child(node, "description") is YamlNode d ? Scalar(d) : null;
+        var slots = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (Child(node, "slots") is YamlMappingNode slotNodes)
+        {
+            foreach ((YamlNode key, YamlNode value) in slotNodes.Children)
+            {
+                string slot = Scalar(key);
+                slots[slot] = value switch
+                {
+                    YamlScalarNode scalar => scalar.Value ?? "",
+                    YamlMappingNode => Child(value, "description") is YamlNode sd ? Scalar(sd) : "",
+                    _ => throw new TemplateFormatException($"slot '{slot}' at line {value.Start.Line}: expected a description or {{description: text}}"),
+                };
+            }
+        }
+        return text is null && slots.Count == 0 ? null : new IntentDescription(intent, text, slots);
     }
 
     private void AddData(string intent, YamlSequenceNode data, string file)

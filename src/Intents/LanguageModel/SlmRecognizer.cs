@@ -1,0 +1,289 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using System.Text.Json;
+using EdgeSlm.Intents.Definitions;
+using EdgeSlm.Intents.Examples;
+using EdgeSlm.Intents.Recognition;
+using EdgeSlm.Intents.Slots;
+using EdgeSlm.Kernels.Dispatch;
+using EdgeSlm.Models.Llama;
+using EdgeSlm.Models.Tokenizers;
+
+namespace EdgeSlm.Intents.LanguageModel;
+
+/// <summary>How the language model recognises intents.</summary>
+/// <param name="MaxUtteranceTokens">The longest request read (tokens); longer ones are cut and marked truncated.</param>
+/// <param name="MaxAnswerTokens">The most tokens generated for the slots.</param>
+/// <param name="ExamplesPerIntent">Example requests per intent in the prompt.</param>
+public sealed record SlmOptions(int MaxUtteranceTokens = 48, int MaxAnswerTokens = 48, int ExamplesPerIntent = 2, int Threads = 1, int Seed = 20241126);
+
+/// <summary>The language model's answer: <see cref="Intent"/> null when it chose "none of these".</summary>
+/// <param name="Probabilities">Each candidate's probability, normalised over the candidates (the intents allowed, and "none").</param>
+/// <param name="TimedOut">The deadline passed before the answer was complete: nothing else in it counts.</param>
+public sealed record SlmAnswer(string? Intent, float Confidence, IReadOnlyList<SlotValue> Slots, IReadOnlyList<(string Intent, float Probability)> Probabilities,
+    bool TimedOut, bool Truncated)
+{
+    public static readonly SlmAnswer Expired = new(null, 0f, [], [], TimedOut: true, Truncated: false);
+}
+
+/// <summary>
+/// Intents understood by a generative model, for one intents version. The prompt (<see cref="SlmPrompt"/>) is run
+/// once, when this is built; each request then costs its own tokens, the candidates' and the slots'.
+/// <list type="bullet">
+/// <item>The intent: each candidate's name and a newline scored as a continuation of the reply (the sum of its
+/// tokens' log-probabilities under the full vocabulary), normalised over the candidates allowed (the intent filter,
+/// and always "none"). Candidates sharing leading tokens share their computation: the KV cache is cut back to the
+/// common part only.</item>
+/// <item>The slots: generated greedily under <see cref="JsonObjectGrammar"/>, a compact JSON object whose keys are
+/// the intent's slots and whose values are word spans of the request or values of the slot's list; text the
+/// grammar forces goes in one batch. Values are then read as the slot extractor reads a tagged span.</item>
+/// </list>
+/// Not thread-safe: one request at a time (the module's inference worker).
+/// </summary>
+public sealed class SlmRecognizer : IDisposable
+{
+    private const int MaxSpanWords = 8;
+    private const int MaxListValues = 200;
+
+    private readonly LlamaModel _model;
+    private readonly DecoderTokenizer _tokenizer;
+    private readonly LlamaDecoder _decoder;
+    private readonly SlmOptions _options;
+    private readonly int _prefixLength;
+    private readonly int[] _suffix;
+    private readonly Candidate[] _candidates;              // sorted by tokens, so neighbours share prefixes
+    private readonly Dictionary<string, SlotExtractor> _extractors;
+    private readonly Dictionary<string, IReadOnlyList<string>> _slots;
+    private readonly float[] _rows;                        // logits after the request and each depth of the candidate fed
+    private readonly double[] _rowLogSum;
+    private readonly int _vocabulary;
+    private readonly float[] _scratch;
+
+    private sealed record Candidate(string Intent, int[] Tokens);
+
+    private SlmRecognizer(LlamaModel model, DecoderTokenizer tokenizer, IntentDefinitions definitions, SlmOptions options, KernelPath? path)
+    {
+        _model = model;
+        _tokenizer = tokenizer;
+        _options = options;
+        _vocabulary = model.Config.VocabularySize;
+        var clock = Stopwatch.StartNew();
+        string[] intents = definitions.IntentNames.Where(n => n != IntentExample.OutOfScope).ToArray();
+        var examplesByIntent = definitions.Examples.ToLookup(e => e.Intent, StringComparer.Ordinal);
+        _extractors = intents.ToDictionary(i => i, i => SlotExtractor.ForIntent(definitions.Library, i, examplesByIntent[i]), StringComparer.Ordinal);
+        _slots = intents.ToDictionary(i => i, i => (IReadOnlyList<string>)_extractors[i].Definitions.Select(d => d.Slot)
+            .Concat(definitions.Descriptions.GetValueOrDefault(i)?.Slots.Keys ?? [])
+            .Distinct(StringComparer.Ordinal).ToArray(), StringComparer.Ordinal);
+
+        string? jinja = model.File.Get(ChatTemplate.MetadataKey)?.Value as string;
+        Prompt = SlmPrompt.Build(definitions, intents, _slots, SlmPrompt.ExampleRequests(definitions, options.ExamplesPerIntent, options.Seed), ChatTemplate.Recognise(jinja));
+        int[] prefix = tokenizer.Encode(Prompt.Prefix, addSpecial: true, parseSpecial: true);
+        _suffix = tokenizer.Encode(Prompt.Suffix, addSpecial: false, parseSpecial: true);
+        _candidates = intents.Append(SlmPrompt.NoneOfThese)
+            .Select(i => new Candidate(i, tokenizer.Encode(i + "\n", addSpecial: false)))
+            .OrderBy(c => c.Tokens, TokenOrder.Instance)
+            .ToArray();
+        int longest = _candidates.Max(c => c.Tokens.Length);
+        int context = prefix.Length + options.MaxUtteranceTokens + _suffix.Length + longest + options.MaxAnswerTokens + 8;
+        if (context > model.Config.ContextLength)
+        {
+            throw new ArgumentException($"the prompt for {intents.Length} intents needs {context} positions; {model.Name} has {model.Config.ContextLength}");
+        }
+        _decoder = new LlamaDecoder(model, context, options.Threads, path: path);
+        _rows = new float[(longest + 1) * _vocabulary];
+        _rowLogSum = new double[longest + 1];
+        _scratch = new float[_vocabulary];
+        _decoder.Prefill(prefix, _rows.AsSpan(0, _vocabulary));
+        _prefixLength = _decoder.Position;
+        PromptTokens = prefix.Length;
+        PromptSeconds = clock.Elapsed.TotalSeconds;
+    }
+
+    public SlmPrompt Prompt { get; }
+
+    /// <summary>Tokens of the fixed part of the prompt, and the time it took to compute (once per intents version).</summary>
+    public int PromptTokens { get; }
+
+    public double PromptSeconds { get; }
+
+    public long CacheBytes => _decoder.CacheBytes;
+
+    public int Threads => _decoder.Threads;
+
+    /// <summary>Builds the prompt for <paramref name="definitions"/> and computes its state.</summary>
+    public static SlmRecognizer Build(LlamaModel model, DecoderTokenizer tokenizer, IntentDefinitions definitions, SlmOptions? options = null, KernelPath? path = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(definitions);
+        return new SlmRecognizer(model, tokenizer, definitions, options ?? new SlmOptions(), path);
+    }
+
+    /// <summary>
+    /// The intent of <paramref name="text"/> among those <paramref name="intentFilter"/> allows (null or empty:
+    /// all), and its slots. Gives up with <see cref="SlmAnswer.Expired"/> once <paramref name="deadline"/> is
+    /// cancelled, checked between forward passes.
+    /// </summary>
+    public SlmAnswer Recognize(string text, IReadOnlyCollection<string>? intentFilter = null, CancellationToken deadline = default)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
+        int V = _vocabulary;
+        int[] request = _tokenizer.Encode(text.Trim(), addSpecial: false, parseSpecial: false);
+        bool truncated = request.Length > _options.MaxUtteranceTokens;
+        if (truncated) request = request[.._options.MaxUtteranceTokens];
+
+        _decoder.Truncate(_prefixLength);
+        _decoder.Prefill([.. request, .. _suffix], _rows.AsSpan(0, V));
+        _rowLogSum[0] = LogSumExp(_rows.AsSpan(0, V));
+        int start = _decoder.Position;
+
+        // Score the allowed candidates; the cache keeps the last one's tokens but its final one.
+        var scores = new List<(Candidate Candidate, double LogP)>();
+        int[] fed = [];
+        foreach (Candidate candidate in _candidates)
+        {
+            if (candidate.Intent != SlmPrompt.NoneOfThese && intentFilter is { Count: > 0 } && !intentFilter.Contains(candidate.Intent)) continue;
+            if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
+            int[] tokens = candidate.Tokens;
+            int k = tokens.Length;
+            int shared = Math.Min(CommonPrefix(fed, tokens), k - 1);
+            _decoder.Truncate(start + shared);
+            if (k - 1 > shared)
+            {
+                _decoder.Evaluate(tokens.AsSpan(shared, k - 1 - shared), _rows.AsSpan((shared + 1) * V, (k - 1 - shared) * V));
+                for (int d = shared + 1; d < k; d++) _rowLogSum[d] = LogSumExp(_rows.AsSpan(d * V, V));
+            }
+            fed = tokens[..(k - 1)];
+            double logP = 0;
+            for (int d = 0; d < k; d++) logP += _rows[d * V + tokens[d]] - _rowLogSum[d];
+            scores.Add((candidate, logP));
+        }
+
+        double max = scores.Max(s => s.LogP);
+        double sum = scores.Sum(s => Math.Exp(s.LogP - max));
+        var probabilities = scores.Select(s => (s.Candidate.Intent, (float)(Math.Exp(s.LogP - max) / sum))).OrderByDescending(p => p.Item2).ToArray();
+        (Candidate best, _) = scores.MaxBy(s => s.LogP);
+        float confidence = probabilities[0].Item2;
+        if (best.Intent == SlmPrompt.NoneOfThese)
+        {
+            return new SlmAnswer(null, confidence, [], probabilities, TimedOut: false, truncated);
+        }
+        IReadOnlyList<string> slots = _slots[best.Intent];
+        if (slots.Count == 0)
+        {
+            return new SlmAnswer(best.Intent, confidence, [], probabilities, TimedOut: false, truncated);
+        }
+        if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
+
+        // The reply so far is the chosen name and its newline; then the slots, under the grammar.
+        int reuse = CommonPrefix(fed, best.Tokens);
+        _decoder.Truncate(start + reuse);
+        Span<float> logits = _rows.AsSpan(0, V);
+        _decoder.Prefill(best.Tokens.AsSpan(reuse), logits);
+        IReadOnlyList<SlotValue>? values = GenerateSlots(text, best.Intent, slots, logits, deadline);
+        return values is null ? SlmAnswer.Expired : new SlmAnswer(best.Intent, confidence, values, probabilities, TimedOut: false, truncated);
+    }
+
+    private IReadOnlyList<SlotValue>? GenerateSlots(string text, string intent, IReadOnlyList<string> slots, Span<float> logits, CancellationToken deadline)
+    {
+        SlotExtractor extractor = _extractors[intent];
+        Dictionary<string, (int Start, int End)> spans = WordSpans(text);
+        var keys = new List<JsonGrammarKey>();
+        foreach (string slot in slots)
+        {
+            IEnumerable<string> listValues = extractor.Definitions.Where(d => d.Slot == slot)
+                .SelectMany(d => d.List.Values.Select(v => v.Value)).Take(MaxListValues);
+            keys.Add(new JsonGrammarKey(slot, spans.Keys.Concat(listValues).Distinct(StringComparer.Ordinal).Where(v => v.Length > 0).ToArray()));
+        }
+        keys.RemoveAll(k => k.Values.Count == 0);
+        if (keys.Count == 0) return [];
+        var constraint = new TokenConstraint(_tokenizer, JsonObjectGrammar.Build(keys));
+        var reply = new List<int>();
+        for (int produced = 0; produced < _options.MaxAnswerTokens && !constraint.IsComplete;)
+        {
+            if (deadline.IsCancellationRequested) return null;
+            string forced = constraint.ForcedText();
+            if (forced.Length > 0)
+            {
+                int[] tokens = _tokenizer.Encode(forced, addSpecial: false);
+                foreach (int token in tokens) constraint.Accept(token);
+                reply.AddRange(tokens);
+                produced += tokens.Length;
+                if (constraint.IsComplete) break;
+                _decoder.Prefill(tokens, logits);
+                continue;
+            }
+            constraint.Apply(logits);
+            int next = TokenSampler.ArgMax(logits);
+            if (float.IsNegativeInfinity(logits[next])) break; // nothing of the vocabulary continues the grammar
+            constraint.Accept(next);
+            reply.Add(next);
+            produced++;
+            if (constraint.IsComplete) break;
+            _decoder.Decode(next, logits);
+        }
+        if (!constraint.IsComplete)
+        {
+            return []; // the answer ran out of tokens: no slots rather than half of them
+        }
+        var values = new List<SlotValue>();
+        using JsonDocument json = JsonDocument.Parse(_tokenizer.Decode(reply.ToArray()));
+        foreach (JsonProperty property in json.RootElement.EnumerateObject())
+        {
+            string value = property.Value.GetString()!;
+            values.Add(spans.TryGetValue(value, out (int Start, int End) span)
+                ? extractor.ValueOf(text, property.Name, span.Start, span.End)
+                : new SlotValue(property.Name, value, "", 0, 0));
+        }
+        return values;
+    }
+
+    /// <summary>Every run of up to <see cref="MaxSpanWords"/> words of <paramref name="text"/>, as spoken, with its first place.</summary>
+    private static Dictionary<string, (int Start, int End)> WordSpans(string text)
+    {
+        List<Word> words = Words.Split(text);
+        var spans = new Dictionary<string, (int, int)>(StringComparer.Ordinal);
+        for (int i = 0; i < words.Count; i++)
+        {
+            for (int j = i; j < words.Count && j < i + MaxSpanWords; j++)
+            {
+                spans.TryAdd(text[words[i].Start..words[j].End], (words[i].Start, words[j].End));
+            }
+        }
+        return spans;
+    }
+
+    private static int CommonPrefix(int[] a, int[] b)
+    {
+        int n = 0;
+        while (n < a.Length && n < b.Length && a[n] == b[n]) n++;
+        return n;
+    }
+
+    /// <summary>log Σ exp(values), the log-softmax's normaliser (vectorised; the sum in float is exact enough over 150k terms ≤ 1).</summary>
+    private double LogSumExp(ReadOnlySpan<float> values)
+    {
+        float max = TensorPrimitives.Max(values);
+        Span<float> scratch = _scratch;
+        TensorPrimitives.Subtract(values, max, scratch);
+        TensorPrimitives.Exp(scratch, scratch);
+        return max + Math.Log(TensorPrimitives.Sum(scratch));
+    }
+
+    public void Dispose() => _decoder.Dispose();
+
+    private sealed class TokenOrder : IComparer<int[]>
+    {
+        public static readonly TokenOrder Instance = new();
+
+        public int Compare(int[]? x, int[]? y)
+        {
+            for (int i = 0; i < Math.Min(x!.Length, y!.Length); i++)
+            {
+                if (x[i] != y[i]) return x[i].CompareTo(y[i]);
+            }
+            return x.Length.CompareTo(y.Length);
+        }
+    }
+}
