@@ -37,7 +37,9 @@ public static class SyntheticDecoder
     public const int GeneratorVersion = 1;
 
     /// <summary>Writes the file (if it is not there yet) and returns its path.</summary>
-    public static string Write(string path, DecoderShape shape, QuantType type, int seed = 1)
+    /// <param name="adjust">Changes a tensor's values (row-major, one row per output unit or token) before they are written: a test's hand-set weights.</param>
+    /// <param name="chatTemplate">A <c>tokenizer.chat_template</c> to carry; null: none.</param>
+    public static string Write(string path, DecoderShape shape, QuantType type, int seed = 1, Action<string, float[]>? adjust = null, string? chatTemplate = null)
     {
         if (File.Exists(path))
         {
@@ -69,6 +71,10 @@ public static class SyntheticDecoder
             .Add("tokenizer.ggml.bos_token_id", GgufValue.Of((uint)Gpt2Vocabulary.EndOfTextId))
             .Add("tokenizer.ggml.eos_token_id", GgufValue.Of((uint)Gpt2Vocabulary.EndOfTextId))
             .Add("tokenizer.ggml.add_bos_token", GgufValue.Of(shape.AddBos));
+        if (chatTemplate is not null)
+        {
+            writer.Add(ChatTemplate.MetadataKey, GgufValue.Of(chatTemplate));
+        }
 
         int dim = shape.Hidden;
         int qSize = shape.Heads * shape.HeadSize;
@@ -76,12 +82,17 @@ public static class SyntheticDecoder
         int ffn = shape.FeedForward;
         float residual = 1f / MathF.Sqrt(2 * shape.Layers);
 
-        void Matrix(string name, int rows, int columns, float std) =>
-            writer.AddTensor(name, type, [columns, rows], Encode(type, Normal(random, rows * columns, std), columns));
+        void Matrix(string name, int rows, int columns, float std)
+        {
+            float[] values = Normal(random, rows * columns, std);
+            adjust?.Invoke(name, values);
+            writer.AddTensor(name, type, [columns, rows], Encode(type, values, columns));
+        }
         void Vector(string name, int length, float mean, float std)
         {
             float[] values = Normal(random, length, std);
             for (int i = 0; i < values.Length; i++) values[i] += mean;
+            adjust?.Invoke(name, values);
             writer.AddTensor(name, QuantType.F32, [length], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
         }
 

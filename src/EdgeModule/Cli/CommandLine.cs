@@ -28,7 +28,9 @@ internal static class CommandLine
           edgeslm embed [--model FILE] [--threads N] [--file SENTENCES | TEXT...]
                                     one JSON array (pooled, L2-normalised embedding) per input line
           edgeslm classify [--model FILE] [--intents FILE] [--threshold X] [--file SENTENCES | TEXT...]
-                                    one JSON result per input: intent, confidence, slots, recognized
+                           [--slm FILE.gguf [--slm-mode fallback|only] [--slm-threads N] [--budget-ms N]]
+                                    one JSON result per input: intent, confidence, slots, recognized, source;
+                                    with --slm a llama/qwen2 model decides what the classifier does not recognise
           edgeslm run [--config FILE] [--broker mqtt://HOST:PORT | mqtts://HOST:PORT | embedded]
                       [--profile hermes,native,wyoming] [--intents FILE] [--model FILE] [--site ID] [--threads N]
                       [--Section:Key VALUE ...]

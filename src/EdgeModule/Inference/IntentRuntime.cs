@@ -223,24 +223,7 @@ public sealed class IntentRuntime : IDisposable
                 return results;
             }
             using var budget = new CancellationTokenSource(TimeSpan.FromMilliseconds(_slm.Settings.BudgetMilliseconds));
-            for (int i = 0; i < results.Length; i++)
-            {
-                IntentResult result = results[i];
-                if (result.Source != IntentSource.Classifier || result.Recognized)
-                {
-                    continue;
-                }
-                SlmAnswer answer = pipeline.Slm.Recognize(texts[i], intentFilters?[i], budget.Token);
-                if (answer.TimedOut)
-                {
-                    Interlocked.Increment(ref _slmTimeouts);
-                    continue; // the classifier's answer stands
-                }
-                results[i] = new IntentResult(texts[i], answer.Intent, answer.Confidence, answer.Slots, ExactMatch: false, result.Truncated || answer.Truncated)
-                {
-                    Source = IntentSource.Slm,
-                };
-            }
+            Interlocked.Add(ref _slmTimeouts, SlmFallback.Apply(results, texts, intentFilters, pipeline.Slm, budget.Token));
             return results;
         }
     }

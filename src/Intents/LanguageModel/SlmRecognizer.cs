@@ -129,12 +129,7 @@ public sealed class SlmRecognizer : IDisposable
         ArgumentNullException.ThrowIfNull(text);
         if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
         int V = _vocabulary;
-        int[] request = _tokenizer.Encode(text.Trim(), addSpecial: false, parseSpecial: false);
-        bool truncated = request.Length > _options.MaxUtteranceTokens;
-        if (truncated) request = request[.._options.MaxUtteranceTokens];
-
-        _decoder.Truncate(_prefixLength);
-        _decoder.Prefill([.. request, .. _suffix], _rows.AsSpan(0, V));
+        bool truncated = StartReply(text, _rows.AsSpan(0, V));
         _rowLogSum[0] = LogSumExp(_rows.AsSpan(0, V));
         int start = _decoder.Position;
 
@@ -183,6 +178,49 @@ public sealed class SlmRecognizer : IDisposable
         _decoder.Prefill(best.Tokens.AsSpan(reuse), logits);
         IReadOnlyList<SlotValue>? values = GenerateSlots(text, best.Intent, slots, logits, deadline);
         return values is null ? SlmAnswer.Expired : new SlmAnswer(best.Intent, confidence, values, probabilities, TimedOut: false, truncated);
+    }
+
+    /// <summary>
+    /// The slots of <paramref name="text"/> for <paramref name="intent"/> (one of the definitions' intents), as
+    /// <see cref="Recognize"/> generates them once that intent is chosen; null when <paramref name="deadline"/> passed first.
+    /// </summary>
+    public IReadOnlyList<SlotValue>? Slots(string text, string intent, CancellationToken deadline = default)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        Candidate candidate = _candidates.FirstOrDefault(c => c.Intent == intent && c.Intent != SlmPrompt.NoneOfThese)
+            ?? throw new ArgumentException($"'{intent}' is not an intent of these definitions", nameof(intent));
+        Span<float> logits = _rows.AsSpan(0, _vocabulary);
+        StartReply(text, logits);
+        if (_slots[intent].Count == 0) return [];
+        _decoder.Prefill(candidate.Tokens, logits);
+        return GenerateSlots(text, intent, _slots[intent], logits, deadline);
+    }
+
+    /// <summary>
+    /// The logits where the reply to <paramref name="text"/> starts: the request and the prompt's closing text run
+    /// on the prompt's kept state. What <see cref="Recognize"/> scores the candidates from.
+    /// </summary>
+    public void ReplyLogits(string text, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        StartReply(text, logits);
+    }
+
+    /// <summary>The request's tokens (the request and the prompt's closing text) after the prompt's state; true when the request was cut.</summary>
+    private bool StartReply(string text, Span<float> logits)
+    {
+        int[] request = RequestTokens(text, out bool truncated);
+        _decoder.Truncate(_prefixLength);
+        _decoder.Prefill([.. request, .. _suffix], logits);
+        return truncated;
+    }
+
+    /// <summary>The request as the prompt holds it: its tokens, at most <see cref="SlmOptions.MaxUtteranceTokens"/>.</summary>
+    public int[] RequestTokens(string text, out bool truncated)
+    {
+        int[] request = _tokenizer.Encode(text.Trim(), addSpecial: false, parseSpecial: false);
+        truncated = request.Length > _options.MaxUtteranceTokens;
+        return truncated ? request[.._options.MaxUtteranceTokens] : request;
     }
 
     private IReadOnlyList<SlotValue>? GenerateSlots(string text, string intent, IReadOnlyList<string> slots, Span<float> logits, CancellationToken deadline)
