@@ -24,6 +24,8 @@ internal static class Program
                EdgeSlm.Benchmarks attention-ab (the attention kernel's tiers interleaved, µs per sentence and layer)
                EdgeSlm.Benchmarks decoder [--shapes smollm2-135m,qwen2.5-0.5b] [--threads 1,2] [--prompt 64] [--generate 64] [--rounds 5] [--out FILE]
                                               (EdgeSlm's decoder against llama.cpp on synthetic Q4_0 files; Decoder/DecoderBenchmark.cs)
+               EdgeSlm.Benchmarks slm [--shapes smollm2-135m,qwen2.5-0.5b] [--intents 15,60] [--threads 1,2] [--requests 40]
+                                             (the language model fallback path: prompt build, per-request p50/p99; Slm/SlmBenchmark.cs)
                EdgeSlm.Benchmarks module [--threads 1,2] [--count 10000] [--sustain-seconds 60] [--out FILE]
 
           module         the module (edgeslm run, a child process) through a real mosquitto, per thread count: a burst
@@ -55,6 +57,10 @@ internal static class Program
         if (args[0] == "decoder")
         {
             return Decoder.DecoderBenchmark.Run(args);
+        }
+        if (args[0] == "slm")
+        {
+            return Slm.SlmBenchmark.Run(args);
         }
         if (args[0] == "kernel-ab")
         {

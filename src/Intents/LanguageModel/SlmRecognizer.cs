@@ -32,8 +32,9 @@ public sealed record SlmAnswer(string? Intent, float Confidence, IReadOnlyList<S
 /// <list type="bullet">
 /// <item>The intent: each candidate's name and a newline scored as a continuation of the reply (the sum of its
 /// tokens' log-probabilities under the full vocabulary), normalised over the candidates allowed (the intent filter,
-/// and always "none"). Candidates sharing leading tokens share their computation: the KV cache is cut back to the
-/// common part only.</item>
+/// and always "none"). All candidates run in one tree batch after the request (<see cref="LlamaDecoder.EvaluateTree"/>):
+/// their tokens but the last, as a trie, so tokens shared by several names run once and the weights are read once
+/// per batch rather than once per candidate.</item>
 /// <item>The slots: generated greedily under <see cref="JsonObjectGrammar"/>, a compact JSON object whose keys are
 /// the intent's slots and whose values are word spans of the request or values of the slot's list; text the
 /// grammar forces goes in one batch. Values are then read as the slot extractor reads a tagged span.</item>
@@ -51,15 +52,22 @@ public sealed class SlmRecognizer : IDisposable
     private readonly SlmOptions _options;
     private readonly int _prefixLength;
     private readonly int[] _suffix;
-    private readonly Candidate[] _candidates;              // sorted by tokens, so neighbours share prefixes
+    private readonly Candidate[] _candidates;
+    private readonly int[] _nodeTokens;                    // the candidates' trie without their last tokens: token, parent (−1: the request)
+    private readonly int[] _nodeParents;
+    private readonly int[] _nodeRoots;                     // the top node of each node's subtree: calls hold whole subtrees
     private readonly Dictionary<string, SlotExtractor> _extractors;
     private readonly Dictionary<string, IReadOnlyList<string>> _slots;
-    private readonly float[] _rows;                        // logits after the request and each depth of the candidate fed
-    private readonly double[] _rowLogSum;
+    private readonly float[] _rows;                        // logits after the request, then after each node of one tree call
+    private readonly int _rowCapacity;
     private readonly int _vocabulary;
     private readonly float[] _scratch;
 
-    private sealed record Candidate(string Intent, int[] Tokens);
+    /// <param name="Nodes">The trie node after each of its tokens but the last (Nodes[d] follows Tokens[0..d]).</param>
+    private sealed record Candidate(string Intent, int[] Tokens, int[] Nodes);
+
+    /// <summary>Rows of logits one tree call writes at most (more candidates' tokens: more calls): bounds the buffer.</summary>
+    private const int TreeRows = 64;
 
     private SlmRecognizer(LlamaModel model, DecoderTokenizer tokenizer, IntentDefinitions definitions, SlmOptions options, KernelPath? path)
     {
@@ -79,19 +87,45 @@ public sealed class SlmRecognizer : IDisposable
         Prompt = SlmPrompt.Build(definitions, intents, _slots, SlmPrompt.ExampleRequests(definitions, options.ExamplesPerIntent, options.Seed), ChatTemplate.Recognise(jinja));
         int[] prefix = tokenizer.Encode(Prompt.Prefix, addSpecial: true, parseSpecial: true);
         _suffix = tokenizer.Encode(Prompt.Suffix, addSpecial: false, parseSpecial: true);
-        _candidates = intents.Append(SlmPrompt.NoneOfThese)
-            .Select(i => new Candidate(i, tokenizer.Encode(i + "\n", addSpecial: false)))
-            .OrderBy(c => c.Tokens, TokenOrder.Instance)
-            .ToArray();
+        // Candidates share their leading tokens in a trie: one node per distinct prefix (but whole names), so that
+        // a request runs every candidate in one tree batch and each shared token once.
+        var nodeTokens = new List<int>();
+        var nodeParents = new List<int>();
+        var nodeIds = new Dictionary<(int Parent, int Token), int>();
+        var candidates = new List<Candidate>();
+        foreach (string intent in intents.Append(SlmPrompt.NoneOfThese))
+        {
+            int[] tokens = tokenizer.Encode(intent + "\n", addSpecial: false);
+            var nodes = new int[tokens.Length - 1];
+            int parent = -1;
+            for (int d = 0; d + 1 < tokens.Length; d++)
+            {
+                if (!nodeIds.TryGetValue((parent, tokens[d]), out int node))
+                {
+                    node = nodeTokens.Count;
+                    nodeIds[(parent, tokens[d])] = node;
+                    nodeTokens.Add(tokens[d]);
+                    nodeParents.Add(parent);
+                }
+                nodes[d] = parent = node;
+            }
+            candidates.Add(new Candidate(intent, tokens, nodes));
+        }
+        _candidates = candidates.ToArray();
+        _nodeTokens = nodeTokens.ToArray();
+        _nodeParents = nodeParents.ToArray();
+        _nodeRoots = new int[_nodeTokens.Length];
+        for (int n = 0; n < _nodeRoots.Length; n++) _nodeRoots[n] = _nodeParents[n] < 0 ? n : _nodeRoots[_nodeParents[n]];
         int longest = _candidates.Max(c => c.Tokens.Length);
-        int context = prefix.Length + options.MaxUtteranceTokens + _suffix.Length + longest + options.MaxAnswerTokens + 8;
+        int context = prefix.Length + options.MaxUtteranceTokens + _suffix.Length + Math.Max(_nodeTokens.Length, longest + options.MaxAnswerTokens) + 8;
         if (context > model.Config.ContextLength)
         {
             throw new ArgumentException($"the prompt for {intents.Length} intents needs {context} positions; {model.Name} has {model.Config.ContextLength}");
         }
         _decoder = new LlamaDecoder(model, context, options.Threads, path: path);
-        _rows = new float[(longest + 1) * _vocabulary];
-        _rowLogSum = new double[longest + 1];
+        int largestSubtree = _nodeRoots.Length == 0 ? 0 : _nodeRoots.GroupBy(r => r).Max(g => g.Count());
+        _rowCapacity = Math.Max(Math.Min(TreeRows, _nodeTokens.Length), largestSubtree);
+        _rows = new float[(1 + _rowCapacity) * _vocabulary];
         _scratch = new float[_vocabulary];
         _decoder.Prefill(prefix, _rows.AsSpan(0, _vocabulary));
         _prefixLength = _decoder.Position;
@@ -130,31 +164,43 @@ public sealed class SlmRecognizer : IDisposable
         if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
         int V = _vocabulary;
         bool truncated = StartReply(text, _rows.AsSpan(0, V));
-        _rowLogSum[0] = LogSumExp(_rows.AsSpan(0, V));
+        double requestLogSum = LogSumExp(_rows.AsSpan(0, V));
         int start = _decoder.Position;
 
-        // Score the allowed candidates; the cache keeps the last one's tokens but its final one.
-        var scores = new List<(Candidate Candidate, double LogP)>();
-        int[] fed = [];
-        foreach (Candidate candidate in _candidates)
+        // The allowed candidates, and the trie nodes they need.
+        var allowed = _candidates.Where(c => c.Intent == SlmPrompt.NoneOfThese || intentFilter is not { Count: > 0 } || intentFilter.Contains(c.Intent)).ToList();
+        var logP = new double[allowed.Count];
+        for (int c = 0; c < allowed.Count; c++)
         {
-            if (candidate.Intent != SlmPrompt.NoneOfThese && intentFilter is { Count: > 0 } && !intentFilter.Contains(candidate.Intent)) continue;
-            if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
-            int[] tokens = candidate.Tokens;
-            int k = tokens.Length;
-            int shared = Math.Min(CommonPrefix(fed, tokens), k - 1);
-            _decoder.Truncate(start + shared);
-            if (k - 1 > shared)
-            {
-                _decoder.Evaluate(tokens.AsSpan(shared, k - 1 - shared), _rows.AsSpan((shared + 1) * V, (k - 1 - shared) * V));
-                for (int d = shared + 1; d < k; d++) _rowLogSum[d] = LogSumExp(_rows.AsSpan(d * V, V));
-            }
-            fed = tokens[..(k - 1)];
-            double logP = 0;
-            for (int d = 0; d < k; d++) logP += _rows[d * V + tokens[d]] - _rowLogSum[d];
-            scores.Add((candidate, logP));
+            logP[c] = _rows[allowed[c].Tokens[0]] - requestLogSum;
         }
-
+        var needed = new SortedSet<int>(allowed.SelectMany(c => c.Nodes));
+        // Log-probabilities of the tokens after each node, filled in as the tree calls run.
+        var after = new Dictionary<(int Node, int Token), double>();
+        var call = new List<int>();
+        foreach (IGrouping<int, int> subtree in needed.GroupBy(n => _nodeRoots[n]))
+        {
+            if (call.Count > 0 && call.Count + subtree.Count() > _rowCapacity)
+            {
+                if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
+                RunTree(call, allowed, after);
+                call.Clear();
+            }
+            call.AddRange(subtree);
+        }
+        if (call.Count > 0)
+        {
+            if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
+            RunTree(call, allowed, after);
+        }
+        var scores = new List<(Candidate Candidate, double LogP)>(allowed.Count);
+        for (int c = 0; c < allowed.Count; c++)
+        {
+            Candidate candidate = allowed[c];
+            double total = logP[c];
+            for (int d = 1; d < candidate.Tokens.Length; d++) total += after[(candidate.Nodes[d - 1], candidate.Tokens[d])];
+            scores.Add((candidate, total));
+        }
         double max = scores.Max(s => s.LogP);
         double sum = scores.Sum(s => Math.Exp(s.LogP - max));
         var probabilities = scores.Select(s => (s.Candidate.Intent, (float)(Math.Exp(s.LogP - max) / sum))).OrderByDescending(p => p.Item2).ToArray();
@@ -172,12 +218,43 @@ public sealed class SlmRecognizer : IDisposable
         if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
 
         // The reply so far is the chosen name and its newline; then the slots, under the grammar.
-        int reuse = CommonPrefix(fed, best.Tokens);
-        _decoder.Truncate(start + reuse);
+        _decoder.Truncate(start); // the tree's entries are gone: the chosen name runs again, in one batch
         Span<float> logits = _rows.AsSpan(0, V);
-        _decoder.Prefill(best.Tokens.AsSpan(reuse), logits);
+        _decoder.Prefill(best.Tokens, logits);
         IReadOnlyList<SlotValue>? values = GenerateSlots(text, best.Intent, slots, logits, deadline);
         return values is null ? SlmAnswer.Expired : new SlmAnswer(best.Intent, confidence, values, probabilities, TimedOut: false, truncated);
+    }
+
+    /// <summary>
+    /// One tree batch of trie nodes (whole subtrees, in trie order so parents come first) after the request; the
+    /// log-probability of every candidate token that follows one of them goes to <paramref name="after"/>.
+    /// </summary>
+    private void RunTree(List<int> nodes, List<Candidate> allowed, Dictionary<(int Node, int Token), double> after)
+    {
+        int V = _vocabulary;
+        var index = new Dictionary<int, int>(nodes.Count);
+        var tokens = new int[nodes.Count];
+        var parents = new int[nodes.Count];
+        for (int i = 0; i < nodes.Count; i++)
+        {
+            index[nodes[i]] = i;
+            tokens[i] = _nodeTokens[nodes[i]];
+            parents[i] = _nodeParents[nodes[i]] < 0 ? -1 : index[_nodeParents[nodes[i]]];
+        }
+        Span<float> rows = _rows.AsSpan(V, nodes.Count * V);
+        _decoder.EvaluateTree(tokens, parents, rows);
+        var logSums = new double[nodes.Count];
+        Array.Fill(logSums, double.NaN);
+        foreach (Candidate candidate in allowed)
+        {
+            for (int d = 1; d < candidate.Tokens.Length; d++)
+            {
+                if (!index.TryGetValue(candidate.Nodes[d - 1], out int row) || after.ContainsKey((candidate.Nodes[d - 1], candidate.Tokens[d]))) continue;
+                ReadOnlySpan<float> logits = rows.Slice(row * V, V);
+                if (double.IsNaN(logSums[row])) logSums[row] = LogSumExp(logits);
+                after[(candidate.Nodes[d - 1], candidate.Tokens[d])] = logits[candidate.Tokens[d]] - logSums[row];
+            }
+        }
     }
 
     /// <summary>
@@ -292,13 +369,6 @@ public sealed class SlmRecognizer : IDisposable
         return spans;
     }
 
-    private static int CommonPrefix(int[] a, int[] b)
-    {
-        int n = 0;
-        while (n < a.Length && n < b.Length && a[n] == b[n]) n++;
-        return n;
-    }
-
     /// <summary>log Σ exp(values), the log-softmax's normaliser (vectorised; the sum in float is exact enough over 150k terms ≤ 1).</summary>
     private double LogSumExp(ReadOnlySpan<float> values)
     {
@@ -310,18 +380,4 @@ public sealed class SlmRecognizer : IDisposable
     }
 
     public void Dispose() => _decoder.Dispose();
-
-    private sealed class TokenOrder : IComparer<int[]>
-    {
-        public static readonly TokenOrder Instance = new();
-
-        public int Compare(int[]? x, int[]? y)
-        {
-            for (int i = 0; i < Math.Min(x!.Length, y!.Length); i++)
-            {
-                if (x[i] != y[i]) return x[i].CompareTo(y[i]);
-            }
-            return x.Length.CompareTo(y.Length);
-        }
-    }
 }

@@ -103,6 +103,37 @@ public static class GroupedQueryAttention
         }
     }
 
+    /// <summary>
+    /// One query head over positions 0 .. prefixLength − 1 and then the positions of <paramref name="path"/>, in that
+    /// order: the same scores, softmax and sums as <see cref="HeadVector(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, float, Span{float}, Span{float})"/>
+    /// over a cache holding those positions one after another, so a token of a tree batch gets exactly what it gets run alone.
+    /// </summary>
+    internal static void HeadVector(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int prefixLength, ReadOnlySpan<int> path,
+        int kvOffset, int kvStride, float scale, Span<float> scores, Span<float> o)
+    {
+        int headSize = q.Length;
+        int length = prefixLength + path.Length;
+        Span<float> s = scores[..length];
+        for (int j = 0; j < prefixLength; j++)
+        {
+            s[j] = TensorPrimitives.Dot(q, keys.Slice(j * kvStride + kvOffset, headSize)) * scale;
+        }
+        for (int e = 0; e < path.Length; e++)
+        {
+            s[prefixLength + e] = TensorPrimitives.Dot(q, keys.Slice(path[e] * kvStride + kvOffset, headSize)) * scale;
+        }
+        TensorPrimitives.SoftMax(s, s);
+        o.Clear();
+        for (int j = 0; j < prefixLength; j++)
+        {
+            TensorPrimitives.MultiplyAdd(values.Slice(j * kvStride + kvOffset, headSize), s[j], o, o);
+        }
+        for (int e = 0; e < path.Length; e++)
+        {
+            TensorPrimitives.MultiplyAdd(values.Slice(path[e] * kvStride + kvOffset, headSize), s[prefixLength + e], o, o);
+        }
+    }
+
     private static void Validate(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int length,
         int heads, int kvHeads, int headSize, Span<float> scores, Span<float> output)
     {
@@ -141,6 +172,7 @@ public sealed unsafe class ParallelGroupedQueryAttention
     private float* _queries, _keys, _values, _output;
     private int _keyCount, _firstLength, _tokens, _heads, _kvHeads, _headSize, _chunks;
     private float _scale;
+    private int[]? _pathStarts, _pathPositions; // tree batches: token t attends to the prefix, then _pathPositions[_pathStarts[t] .. _pathStarts[t + 1])
 
     private readonly int _maxPositions;
 
@@ -208,12 +240,101 @@ public sealed unsafe class ParallelGroupedQueryAttention
         }
     }
 
+    /// <summary>
+    /// A tree batch: every token attends to positions 0 .. prefixLength − 1 of the cache, then to the cache positions
+    /// <paramref name="pathPositions"/>[<paramref name="pathStarts"/>[t] .. <paramref name="pathStarts"/>[t + 1]) (its
+    /// ancestors in the batch and itself, root first). Several continuations of one prefix so run in one pass, each
+    /// token getting exactly what it would get with its own branch alone in the cache.
+    /// </summary>
+    public void ComputeTree(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int prefixLength, int tokens,
+        int[] pathStarts, int[] pathPositions, int heads, int kvHeads, int headSize, float scale, Span<float> output)
+    {
+        ArgumentNullException.ThrowIfNull(pathStarts);
+        ArgumentNullException.ThrowIfNull(pathPositions);
+        if (tokens < 1 || prefixLength < 0 || heads < 1 || kvHeads < 1 || headSize < 1 || heads % kvHeads != 0 || pathStarts.Length < tokens + 1)
+        {
+            throw new ArgumentException($"A tree batch needs tokens, paths and heads a multiple of the KV heads (tokens {tokens}, prefix {prefixLength}, heads {heads}, KV heads {kvHeads}, path starts {pathStarts.Length}).");
+        }
+        long kvRow = (long)kvHeads * headSize;
+        int longest = 0;
+        for (int t = 0; t < tokens; t++)
+        {
+            int length = pathStarts[t + 1] - pathStarts[t];
+            if (length < 1) throw new ArgumentException($"Token {t} attends to no position of its own path.", nameof(pathStarts));
+            longest = Math.Max(longest, length);
+            for (int e = pathStarts[t]; e < pathStarts[t + 1]; e++)
+            {
+                if (pathPositions[e] < prefixLength || (pathPositions[e] + 1) * kvRow > Math.Min(keys.Length, values.Length))
+                {
+                    throw new ArgumentException($"Token {t}'s path names position {pathPositions[e]}, outside the cache after the prefix.", nameof(pathPositions));
+                }
+            }
+        }
+        if (prefixLength + longest > _maxPositions || queries.Length != (long)tokens * heads * headSize || output.Length != queries.Length || prefixLength * kvRow > Math.Min(keys.Length, values.Length))
+        {
+            throw new ArgumentException($"{tokens} tokens of {heads} heads of {headSize} over {prefixLength} + {longest} positions do not fit (made for {_maxPositions} positions; got {queries.Length} queries, {output.Length} outputs, {keys.Length} keys).");
+        }
+        int size = heads * headSize;
+        if (_path is FloatPath.Reference)
+        {
+            // The reference: each token's positions gathered into a cache of their own, then the one-token reference.
+            int positions = prefixLength + longest;
+            var gatheredKeys = new float[positions * kvRow];
+            var gatheredValues = new float[positions * kvRow];
+            keys[..(int)(prefixLength * kvRow)].CopyTo(gatheredKeys);
+            values[..(int)(prefixLength * kvRow)].CopyTo(gatheredValues);
+            var scores = new float[positions];
+            for (int t = 0; t < tokens; t++)
+            {
+                int at = prefixLength;
+                for (int e = pathStarts[t]; e < pathStarts[t + 1]; e++, at++)
+                {
+                    keys.Slice((int)(pathPositions[e] * kvRow), (int)kvRow).CopyTo(gatheredKeys.AsSpan((int)(at * kvRow)));
+                    values.Slice((int)(pathPositions[e] * kvRow), (int)kvRow).CopyTo(gatheredValues.AsSpan((int)(at * kvRow)));
+                }
+                GroupedQueryAttention.ComputeReference(queries.Slice(t * size, size), gatheredKeys, gatheredValues, at, heads, kvHeads, headSize, scale, scores, output.Slice(t * size, size));
+            }
+            return;
+        }
+        _pathStarts = pathStarts;
+        _pathPositions = pathPositions;
+        try
+        {
+            fixed (float* q = queries)
+            fixed (float* k = keys)
+            fixed (float* v = values)
+            fixed (float* o = output)
+            {
+                _queries = q;
+                _keys = k;
+                _values = v;
+                _output = o;
+                (_keyCount, _firstLength, _tokens, _heads, _kvHeads, _headSize, _scale) = (Math.Min(keys.Length, values.Length), prefixLength, tokens, heads, kvHeads, headSize, scale);
+                _chunks = Math.Min(tokens * heads, MaxChunks);
+                int threads = _threads.ActiveThreads;
+                if (threads == 1 || _chunks == 1)
+                {
+                    for (int c = 0; c < _chunks; c++) RunChunk(c);
+                }
+                else
+                {
+                    _threads.Pool.Run(_runChunk, _chunks, threads);
+                }
+                _queries = _keys = _values = _output = null;
+            }
+        }
+        finally
+        {
+            _pathStarts = _pathPositions = null;
+        }
+    }
+
     private void RunChunk(int chunk)
     {
         int pairs = _tokens * _heads;
         int first = (int)((long)pairs * chunk / _chunks);
         int end = (int)((long)pairs * (chunk + 1) / _chunks);
-        int longest = _firstLength + _tokens - 1;
+        int longest = _pathStarts is null ? _firstLength + _tokens - 1 : _maxPositions;
         float[] scores = t_scores is { } existing && existing.Length >= longest ? existing : (t_scores = new float[_maxPositions]);
         int group = _heads / _kvHeads;
         int qSize = _heads * _headSize;
@@ -222,6 +343,13 @@ public sealed unsafe class ParallelGroupedQueryAttention
         for (int pair = first; pair < end; pair++)
         {
             int t = pair / _heads, h = pair % _heads;
+            if (_pathStarts is not null)
+            {
+                GroupedQueryAttention.HeadVector(new ReadOnlySpan<float>(_queries + (long)t * qSize + h * _headSize, _headSize), keys, values, _firstLength,
+                    _pathPositions.AsSpan(_pathStarts[t], _pathStarts[t + 1] - _pathStarts[t]), h / group * _headSize, _kvHeads * _headSize, _scale, scores,
+                    new Span<float>(_output + (long)t * qSize + h * _headSize, _headSize));
+                continue;
+            }
             GroupedQueryAttention.HeadVector(new ReadOnlySpan<float>(_queries + (long)t * qSize + h * _headSize, _headSize), keys, values,
                 _firstLength + t, h / group * _headSize, _kvHeads * _headSize, _scale, scores, new Span<float>(_output + (long)t * qSize + h * _headSize, _headSize));
         }

@@ -275,7 +275,7 @@ public sealed class LlamaDecoder : IDisposable
         {
             int count = Math.Min(BatchSize, tokens.Length - start);
             bool last = start + count == tokens.Length;
-            Batch(tokens.Slice(start, count));
+            Batch(tokens.Slice(start, count), Position, tree: null);
             if (classify && allLogits)
             {
                 Classify(0, count, logits.Slice(start * _c.VocabularySize, count * _c.VocabularySize));
@@ -288,15 +288,85 @@ public sealed class LlamaDecoder : IDisposable
         }
     }
 
-    /// <summary>Runs <paramref name="tokens"/> at positions Position .. through every layer into the cache and the residual stream.</summary>
-    private void Batch(ReadOnlySpan<int> tokens)
+    /// <summary>
+    /// Runs a tree of continuations of the cached sequence in one pass per <see cref="BatchSize"/> tokens (instead of
+    /// one pass per continuation): token t follows token <paramref name="parents"/>[t] (an earlier index) or, for −1,
+    /// the last position in the cache. Every token's logits go to <paramref name="logits"/> ((tokens, vocab_size)),
+    /// each exactly (bit for bit) what running its branch alone after the cached sequence gives. The cached sequence stays as it
+    /// was (<see cref="Position"/> does not move): the tree's keys and values are written after it and forgotten.
+    /// </summary>
+    public void EvaluateTree(ReadOnlySpan<int> tokens, ReadOnlySpan<int> parents, Span<float> logits)
+    {
+        int n = tokens.Length;
+        if (n == 0 || parents.Length != n)
+        {
+            throw new ArgumentException($"A tree needs one parent per token ({n} tokens, {parents.Length} parents).");
+        }
+        if (logits.Length != (long)n * _c.VocabularySize)
+        {
+            throw new ArgumentException($"{n} tokens have {(long)n * _c.VocabularySize} logits, not {logits.Length}.", nameof(logits));
+        }
+        if (n > Context - Position)
+        {
+            throw new InvalidOperationException($"{n} tree tokens do not fit in the context: {Position} of {Context} positions are used.");
+        }
+        var depth = new int[n];
+        var pathStarts = new int[n + 1];
+        var paths = new List<int>();
+        for (int t = 0; t < n; t++)
+        {
+            if ((uint)tokens[t] >= (uint)_c.VocabularySize)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), tokens[t], $"token ids run from 0 to {_c.VocabularySize - 1}");
+            }
+            int parent = parents[t];
+            if (parent < -1 || parent >= t)
+            {
+                throw new ArgumentException($"Token {t}'s parent {parent} is not an earlier token of the tree (or -1).", nameof(parents));
+            }
+            depth[t] = parent < 0 ? 0 : depth[parent] + 1;
+            // The path, root first: the parent's path, then this token's own slot.
+            pathStarts[t] = paths.Count;
+            if (parent >= 0)
+            {
+                for (int e = pathStarts[parent]; e < pathStarts[parent] + depth[parent] + 1; e++) paths.Add(paths[e]);
+            }
+            paths.Add(Position + t);
+        }
+        pathStarts[n] = paths.Count;
+        int[] allPaths = paths.ToArray();
+        for (int start = 0; start < n; start += BatchSize)
+        {
+            int count = Math.Min(BatchSize, n - start);
+            var rope = new int[count];
+            var starts = new int[count + 1];
+            for (int t = 0; t < count; t++)
+            {
+                rope[t] = Position + depth[start + t];
+                starts[t] = pathStarts[start + t] - pathStarts[start];
+            }
+            starts[count] = pathStarts[start + count] - pathStarts[start];
+            int[] chunkPaths = allPaths[pathStarts[start]..pathStarts[start + count]];
+            Batch(tokens.Slice(start, count), Position + start, new TreeBatch(Position, rope, starts, chunkPaths));
+            Classify(0, count, logits.Slice(start * _c.VocabularySize, count * _c.VocabularySize));
+        }
+    }
+
+    /// <summary>A tree batch's RoPE positions and, per token, the cache positions it attends to after the shared prefix.</summary>
+    private sealed record TreeBatch(int PrefixLength, int[] RopePositions, int[] PathStarts, int[] PathPositions);
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> through every layer into the cache (from position <paramref name="slot"/>) and
+    /// the residual stream: a sequence (token t at position slot + t, seeing everything before it), or a tree batch.
+    /// </summary>
+    private void Batch(ReadOnlySpan<int> tokens, int slot, TreeBatch? tree)
     {
         int n = tokens.Length;
         int dim = _c.HiddenSize;
         int qSize = _c.HeadCount * _c.HeadSize;
         int kvSize = _c.KvSize;
         int ffn = _c.FeedForwardSize;
-        int p = Position;
+        int p = slot;
         LlamaWeights w = _model.Weights;
 
         // token embeddings into the residual stream
@@ -329,12 +399,21 @@ public sealed class LlamaDecoder : IDisposable
             AddBias(v, layer.ValueBias, n);
             for (int t = 0; t < n; t++)
             {
-                _rope.Apply(q.Slice(t * qSize, qSize), p + t, _floatPath);
-                _rope.Apply(k.Slice(t * kvSize, kvSize), p + t, _floatPath);
+                int position = tree is null ? p + t : tree.RopePositions[t];
+                _rope.Apply(q.Slice(t * qSize, qSize), position, _floatPath);
+                _rope.Apply(k.Slice(t * kvSize, kvSize), position, _floatPath);
             }
 
-            // causal grouped-query attention: token t sees positions 0 .. p + t; (token, head) pairs on the pool
-            _attention.Compute(q, keys, values, p + 1, n, _c.HeadCount, _c.KvHeadCount, _c.HeadSize, _attentionScale, att);
+            // causal grouped-query attention: token t sees positions 0 .. p + t (a tree token: the prefix and its
+            // own branch); (token, head) pairs on the pool
+            if (tree is null)
+            {
+                _attention.Compute(q, keys, values, p + 1, n, _c.HeadCount, _c.KvHeadCount, _c.HeadSize, _attentionScale, att);
+            }
+            else
+            {
+                _attention.ComputeTree(q, keys, values, tree.PrefixLength, n, tree.PathStarts, tree.PathPositions, _c.HeadCount, _c.KvHeadCount, _c.HeadSize, _attentionScale, att);
+            }
 
             // output projection and residual
             Product(layer.AttentionOutput, att, n, proj);

@@ -141,6 +141,44 @@ public sealed class LlamaDecoderTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData("llama", "q4_0", 64)]
+    [InlineData("qwen2", "f32", 64)]
+    [InlineData("llama", "q8_0", 3)]
+    public void A_tree_of_continuations_gives_each_branch_the_logits_of_running_it_alone(string architecture, string typeName, int batchSize)
+    {
+        QuantType type = QuantTypeTraits.Parse(typeName).Type;
+        using LlamaModel model = LlamaModel.Load(SyntheticDecoder.Cached(Shape(architecture, tied: false), type));
+        int vocabulary = model.Config.VocabularySize;
+        int[] prefix = Prompt(9, seed: 4);
+        // Three branches sharing tokens: a-b-c, a-b-d, e-f (parents index the tree's own tokens; -1 follows the prefix).
+        int[] tree = [301, 302, 303, 304, 305, 306];
+        int[] parents = [-1, 0, 1, 1, -1, 4];
+        int[][] branches = [[301, 302, 303], [301, 302, 304], [305, 306]];
+        int[][] nodes = [[0, 1, 2], [0, 1, 3], [4, 5]];
+        using var decoder = new LlamaDecoder(model, context: 64, threads: 2, batchSize: batchSize);
+        var logits = new float[vocabulary];
+        decoder.Prefill(prefix, logits);
+        var treeLogits = new float[tree.Length * vocabulary];
+        decoder.EvaluateTree(tree, parents, treeLogits);
+        Assert.Equal(prefix.Length, decoder.Position); // the sequence is as it was
+        for (int b = 0; b < branches.Length; b++)
+        {
+            decoder.Truncate(prefix.Length);
+            var alone = new float[branches[b].Length * vocabulary];
+            decoder.Evaluate(branches[b], alone);
+            for (int d = 0; d < branches[b].Length; d++)
+            {
+                float[] expected = alone.AsSpan(d * vocabulary, vocabulary).ToArray();
+                float[] actual = treeLogits.AsSpan(nodes[b][d] * vocabulary, vocabulary).ToArray();
+                Assert.Equal(expected, actual);
+                Assert.Equal(ArgMax(expected), ArgMax(actual));
+            }
+        }
+        // A parent after its child is refused.
+        Assert.Throws<ArgumentException>(() => decoder.EvaluateTree([1, 2], [1, -1], new float[2 * vocabulary]));
+    }
+
+    [Theory]
     [InlineData("llama", "q4_0")]
     [InlineData("qwen2", "f16")]
     public void A_restored_prefix_state_gives_the_logits_and_tokens_of_running_the_prefix_again(string architecture, string typeName)
