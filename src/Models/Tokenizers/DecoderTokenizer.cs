@@ -118,7 +118,8 @@ public abstract class DecoderTokenizer
         return model switch
         {
             "gpt2" => ByteLevelBpeTokenizer.FromGguf(file),
-            _ => throw new GgufFormatException($"metadata '{ModelKey}' = '{model}' is not a tokenizer EdgeSlm reads (gpt2)"),
+            "llama" => SentencePieceTokenizer.FromGguf(file),
+            _ => throw new GgufFormatException($"metadata '{ModelKey}' = '{model}' is not a tokenizer EdgeSlm reads (gpt2, llama)"),
         };
     }
 
