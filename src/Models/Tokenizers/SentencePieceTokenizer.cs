@@ -29,7 +29,6 @@ public sealed class SentencePieceTokenizer : DecoderTokenizer
     private readonly float[] _scores;
     private readonly int[] _byteTokens = new int[256]; // byte -> id of <0xXX>
     private readonly byte[][] _pieces; // what each id decodes to
-    private readonly (string Text, int Id, bool Always)[] _partition;
 
     [ThreadStatic]
     private static Scratch? t_scratch;
@@ -63,15 +62,8 @@ public sealed class SentencePieceTokenizer : DecoderTokenizer
         _pieces = new byte[tokens.Length][];
         for (int i = 0; i < tokens.Length; i++)
         {
-            _pieces[i] = Piece(tokens[i], types[i], i);
+            _pieces[i] = Piece(tokens[i], types[i]);
         }
-        // Control and unknown tokens are split off only when parsing specials, user-defined ones always
-        // (llama.cpp's tokenizer_st_partition); longest first.
-        _partition = Enumerable.Range(0, tokens.Length)
-            .Where(i => types[i] is TokenType.Control or TokenType.Unknown or TokenType.UserDefined && tokens[i].Length > 0)
-            .OrderByDescending(i => tokens[i].Length).ThenBy(i => i)
-            .Select(i => (tokens[i], i, types[i] == TokenType.UserDefined))
-            .ToArray();
     }
 
     /// <summary>Whether the text and each fragment after a split-off token gets a leading space (<c>add_space_prefix</c>).</summary>
@@ -151,33 +143,6 @@ public sealed class SentencePieceTokenizer : DecoderTokenizer
             ids.Add(Eos!.Value);
         }
         return ids.ToArray();
-    }
-
-    /// <summary>The fragments of <paramref name="text"/>: (start, length, -1) for text, (start, length, id) for a split-off token.</summary>
-    private List<(int Start, int Length, int Special)> Partition(string text, bool parseSpecial)
-    {
-        var fragments = new List<(int Start, int Length, int Special)>();
-        if (text.Length == 0) return fragments;
-        fragments.Add((0, text.Length, -1));
-        foreach ((string special, int id, bool always) in _partition)
-        {
-            if (!parseSpecial && !always) continue;
-            for (int f = 0; f < fragments.Count; f++)
-            {
-                (int start, int length, int kind) = fragments[f];
-                if (kind >= 0) continue;
-                int at = text.IndexOf(special, start, length, StringComparison.Ordinal);
-                if (at < 0) continue;
-                fragments.RemoveAt(f);
-                int insert = f;
-                if (at > start) fragments.Insert(insert++, (start, at - start, -1));
-                fragments.Insert(insert++, (at, special.Length, id));
-                int rest = start + length - (at + special.Length);
-                if (rest > 0) fragments.Insert(insert, (at + special.Length, rest, -1));
-                f = insert - 1; // continue with the remainder
-            }
-        }
-        return fragments;
     }
 
     private void EncodeFragment(ReadOnlySpan<char> text, Scratch scratch, List<int> ids)
@@ -292,7 +257,7 @@ public sealed class SentencePieceTokenizer : DecoderTokenizer
     }
 
     /// <summary>What llama.cpp's <c>llama_token_to_piece</c> prints for a token (specials not rendered).</summary>
-    private static byte[] Piece(string token, TokenType type, int id) => type switch
+    private static byte[] Piece(string token, TokenType type) => type switch
     {
         TokenType.Normal => Encoding.UTF8.GetBytes(token.Replace(SpaceMark, ' ')),
         TokenType.UserDefined => Encoding.UTF8.GetBytes(token),
