@@ -72,8 +72,6 @@ public sealed class SentencePieceTokenizer : DecoderTokenizer
     /// <summary>The unknown token (&lt;unk&gt;): never produced by byte fallback, only spelled with specials parsed.</summary>
     public int? Unknown { get; }
 
-    public float Score(int id) => _scores[id];
-
     /// <summary>Reads a <c>llama</c> vocabulary; every failure names the key.</summary>
     public static new SentencePieceTokenizer FromGguf(GgufFile file)
     {

@@ -100,7 +100,9 @@ public sealed class SentencePieceTokenizerTests(ITestOutputHelper output)
                 Compare(text, addSpecial, parseSpecial: true);
             }
         }
-        output.WriteLine($"BOS {addBos}, space prefix {addSpacePrefix}: {compared - mismatches.Count} of {compared} tokenizations identical ({sentences.Count} dataset sentences twice, {EdgeCases.Length} edge cases four times)");
+        // A lone surrogate reaches llama.cpp as U+FFFD (UTF-8 encoding replaces it), and so it does here.
+        Compare("lone \uD83D surrogate", addSpecial: true, parseSpecial: false);
+        output.WriteLine($"BOS {addBos}, space prefix {addSpacePrefix}: {compared - mismatches.Count} of {compared} tokenizations identical ({sentences.Count} dataset sentences twice, {EdgeCases.Length} edge cases four times, a lone surrogate)");
         foreach (string m in mismatches.Take(20)) output.WriteLine(m);
         Assert.True(sentences.Count >= 2000);
         Assert.Empty(mismatches);
@@ -112,6 +114,7 @@ public sealed class SentencePieceTokenizerTests(ITestOutputHelper output)
         using GgufFile file = GgufFile.Open(File(addBos: true, addSpacePrefix: true));
         var tokenizer = SentencePieceTokenizer.FromGguf(file);
         string[] tokens = SentencePieceVocabulary.Tokens;
+        Assert.Equal(SentencePieceVocabulary.UnknownId, tokenizer.Unknown);
         // "中" is not in the vocabulary: its three UTF-8 bytes E4 B8 AD as byte tokens, after BOS and the prefix's ▁.
         int[] ids = tokenizer.Encode("中");
         Assert.Equal(SentencePieceVocabulary.BosId, ids[0]);
