@@ -7,11 +7,12 @@ namespace EdgeSlm.Testing;
 /// between spaces, pieces never cross a word, the most frequent adjacent pair merges first (ties: the ordinally
 /// smaller pair, so the result is deterministic), and a piece scores minus its merge's index, the characters after
 /// all merges (as SentencePiece's BPE model scores them). Characters seen fewer than <see cref="MinCharacterCount"/>
-/// times stay out, so rare scripts take the byte fallback.
+/// times stay out, so rare scripts take the byte fallback. The result is cached in the temporary folder the synthetic
+/// decoder files share (one line per token: base64 of its UTF-8, score, type), named after <see cref="TrainerVersion"/>.
 /// </summary>
 public static class SentencePieceVocabulary
 {
-    /// <summary>Part of the synthetic files' names: raise it when the trained vocabulary changes.</summary>
+    /// <summary>Part of the cached vocabulary's and the synthetic files' names: raise it when the trained vocabulary changes.</summary>
     public const int TrainerVersion = 1;
 
     public const int UnknownId = 0;
@@ -32,13 +33,44 @@ public static class SentencePieceVocabulary
 
     private const char SpaceMark = '\u2581';
 
-    private static readonly Lazy<(string[] Tokens, float[] Scores, int[] Types)> Data = new(Train);
+    private static readonly Lazy<(string[] Tokens, float[] Scores, int[] Types)> Data = new(LoadOrTrain);
 
     public static string[] Tokens => Data.Value.Tokens;
     public static float[] Scores => Data.Value.Scores;
 
     /// <summary>llama.cpp's token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 6 byte.</summary>
     public static int[] TokenTypes => Data.Value.Types;
+
+    private static (string[] Tokens, float[] Scores, int[] Types) LoadOrTrain()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "edgeslm-decoder-tests", $"spm-vocabulary-v{TrainerVersion}.tsv");
+        if (File.Exists(path))
+        {
+            string[] lines = File.ReadAllLines(path);
+            if (lines.Length == Size)
+            {
+                var tokens = new string[Size];
+                var scores = new float[Size];
+                var types = new int[Size];
+                for (int i = 0; i < lines.Length; i++)
+                {
+                    string[] fields = lines[i].Split('\t');
+                    tokens[i] = System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(fields[0]));
+                    scores[i] = float.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
+                    types[i] = int.Parse(fields[2], System.Globalization.CultureInfo.InvariantCulture);
+                }
+                return (tokens, scores, types);
+            }
+        }
+        (string[] Tokens, float[] Scores, int[] Types) trained = Train();
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        // Written aside and moved into place, so that a concurrent run never reads half a file.
+        string partial = $"{path}.{Guid.NewGuid():N}";
+        File.WriteAllLines(partial, trained.Tokens.Select((t, i) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(t))}\t{trained.Scores[i]:R}\t{trained.Types[i]}")));
+        File.Move(partial, path, overwrite: true);
+        return trained;
+    }
 
     private static (string[] Tokens, float[] Scores, int[] Types) Train()
     {
