@@ -148,10 +148,10 @@ public sealed class SentencePieceTokenizerTests(ITestOutputHelper output)
         {
             int n = ours.TokenBytes(id, mine);
             int m = NativeApi.llama_token_to_piece(theirs.Vocab, (LLamaToken)id, theirsBuffer, 0, false);
-            if (!mine.AsSpan(0, n).SequenceEqual(theirsBuffer.AsSpan(0, m))) differ++;
-            string first = ours.Decode([id]);
+            bool same = mine.AsSpan(0, n).SequenceEqual(theirsBuffer.AsSpan(0, m));
             int s = NativeApi.llama_token_to_piece(theirs.Vocab, (LLamaToken)id, theirsBuffer, 1, false);
-            if (first != Encoding.UTF8.GetString(theirsBuffer, 0, s)) differ++;
+            same &= ours.Decode([id]) == Encoding.UTF8.GetString(theirsBuffer, 0, s);
+            differ += same ? 0 : 1;
         }
         output.WriteLine($"{ours.VocabularySize - differ} of {ours.VocabularySize} token pieces identical");
         Assert.Equal(0, differ);
