@@ -20,6 +20,7 @@ public static class BinarySeeds
         yield return Write(corpus, "gguf", "toy-bert.gguf", ToyBert());
         yield return Write(corpus, "gguf-decoder", "toy-llama.gguf", ToyDecoder("llama"));
         yield return Write(corpus, "gguf-decoder", "toy-qwen2.gguf", ToyDecoder("qwen2"));
+        yield return Write(corpus, "gguf-decoder", "toy-llama-spm.gguf", ToyDecoder("llama", sentencePiece: true));
         yield return Write(corpus, "onnx", "matmul.onnx", OnnxGraph(packed: true));
         yield return Write(corpus, "onnx", "unpacked.onnx", OnnxGraph(packed: false));
         yield return Write(corpus, "onnx", "external-data.onnx", Model(Graph(Field(5, Tensor("w", [2], 1, raw: null, external: true)))));
@@ -40,18 +41,50 @@ public static class BinarySeeds
         return stream.ToArray();
     }
 
-    /// <summary>A one-layer decoder (hidden 32, 2 heads, 1 KV head) with a byte-level BPE vocabulary of 259 tokens.</summary>
-    private static byte[] ToyDecoder(string architecture)
+    /// <summary>
+    /// A one-layer decoder (hidden 32, 2 heads, 1 KV head) with a byte-level BPE vocabulary of 259 tokens, or a
+    /// SentencePiece one (<c>llama</c>) of 263: &lt;unk&gt;, &lt;s&gt;, &lt;/s&gt;, the 256 byte tokens, three scored pieces and
+    /// &lt;|im_end|&gt;.
+    /// </summary>
+    private static byte[] ToyDecoder(string architecture, bool sentencePiece = false)
     {
-        var byteChars = new List<string>();
-        int next = 256;
-        for (int b = 0; b < 256; b++)
+        string[] tokens;
+        int[] types;
+        var vocabulary = new List<(string Key, GgufValue Value)>();
+        if (sentencePiece)
         {
-            bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-            byteChars.Add(((char)(printable ? b : next++)).ToString());
+            tokens = ["<unk>", "<s>", "</s>", .. Enumerable.Range(0, 256).Select(b => $"<0x{b:X2}>"), "\u2581t", "he", "\u2581the", "<|im_end|>"];
+            types = [2, 3, 3, .. Enumerable.Repeat(6, 256), 1, 1, 1, 3];
+            float[] scores = [0, 0, 0, .. new float[256], -2, -1, -3, 0];
+            vocabulary.Add(("tokenizer.ggml.model", GgufValue.Of("llama")));
+            vocabulary.Add(("tokenizer.ggml.tokens", GgufValue.Of(tokens)));
+            vocabulary.Add(("tokenizer.ggml.scores", GgufValue.Of(scores)));
+            vocabulary.Add(("tokenizer.ggml.token_type", GgufValue.Of(types)));
+            vocabulary.Add(("tokenizer.ggml.bos_token_id", GgufValue.Of(1u)));
+            vocabulary.Add(("tokenizer.ggml.eos_token_id", GgufValue.Of(2u)));
+            vocabulary.Add(("tokenizer.ggml.unknown_token_id", GgufValue.Of(0u)));
+            vocabulary.Add(("tokenizer.ggml.add_bos_token", GgufValue.Of(true)));
+            vocabulary.Add(("tokenizer.ggml.add_space_prefix", GgufValue.Of(true)));
         }
-        string[] tokens = [.. byteChars, "\u0120t", "he", "<|endoftext|>"];
-        int[] types = tokens.Select((_, i) => i == tokens.Length - 1 ? 3 : 1).ToArray();
+        else
+        {
+            var byteChars = new List<string>();
+            int next = 256;
+            for (int b = 0; b < 256; b++)
+            {
+                bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+                byteChars.Add(((char)(printable ? b : next++)).ToString());
+            }
+            tokens = [.. byteChars, "\u0120t", "he", "<|endoftext|>"];
+            types = tokens.Select((_, i) => i == tokens.Length - 1 ? 3 : 1).ToArray();
+            vocabulary.Add(("tokenizer.ggml.model", GgufValue.Of("gpt2")));
+            vocabulary.Add(("tokenizer.ggml.pre", GgufValue.Of(architecture == "qwen2" ? "qwen2" : "smollm")));
+            vocabulary.Add(("tokenizer.ggml.tokens", GgufValue.Of(tokens)));
+            vocabulary.Add(("tokenizer.ggml.token_type", GgufValue.Of(types)));
+            vocabulary.Add(("tokenizer.ggml.merges", GgufValue.Of(["\u0120 t", "h e"])));
+            vocabulary.Add(("tokenizer.ggml.bos_token_id", GgufValue.Of((uint)tokens.Length - 1)));
+            vocabulary.Add(("tokenizer.ggml.eos_token_id", GgufValue.Of((uint)tokens.Length - 1)));
+        }
         const int dim = 32, ffn = 32, kv = 16;
         var writer = new GgufWriter()
             .Add("general.architecture", GgufValue.Of(architecture))
@@ -61,14 +94,11 @@ public static class BinarySeeds
             .Add($"{architecture}.feed_forward_length", GgufValue.Of((uint)ffn))
             .Add($"{architecture}.attention.head_count", GgufValue.Of(2u))
             .Add($"{architecture}.attention.head_count_kv", GgufValue.Of(1u))
-            .Add($"{architecture}.attention.layer_norm_rms_epsilon", GgufValue.Of(1e-5f))
-            .Add("tokenizer.ggml.model", GgufValue.Of("gpt2"))
-            .Add("tokenizer.ggml.pre", GgufValue.Of(architecture == "qwen2" ? "qwen2" : "smollm"))
-            .Add("tokenizer.ggml.tokens", GgufValue.Of(tokens))
-            .Add("tokenizer.ggml.token_type", GgufValue.Of(types))
-            .Add("tokenizer.ggml.merges", GgufValue.Of(["\u0120 t", "h e"]))
-            .Add("tokenizer.ggml.bos_token_id", GgufValue.Of((uint)tokens.Length - 1))
-            .Add("tokenizer.ggml.eos_token_id", GgufValue.Of((uint)tokens.Length - 1));
+            .Add($"{architecture}.attention.layer_norm_rms_epsilon", GgufValue.Of(1e-5f));
+        foreach ((string key, GgufValue value) in vocabulary)
+        {
+            writer.Add(key, value);
+        }
         int seed = 1;
         void Matrix(string name, int rows, int columns) => writer.AddTensor(name, QuantType.F32, [columns, rows], Floats(rows * columns, seed++));
         void Vector(string name, int length) => writer.AddTensor(name, QuantType.F32, [length], Floats(length, seed++));

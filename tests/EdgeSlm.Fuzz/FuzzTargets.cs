@@ -66,7 +66,7 @@ public static class FuzzTargets
         _ => throw new ArgumentException($"no fuzz target '{target}' (targets: {string.Join(", ", Names)})", nameof(target)),
     };
 
-    /// <summary>A decoder file: the llama/qwen2 loader, the byte-level BPE tokenizer from its metadata, one forward pass.</summary>
+    /// <summary>A decoder file: the llama/qwen2 loader, the tokenizer from its metadata (byte-level BPE or SentencePiece), one forward pass.</summary>
     private static FuzzOutcome GgufDecoder(byte[] input)
     {
         string directory = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();

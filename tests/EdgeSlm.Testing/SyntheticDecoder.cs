@@ -8,10 +8,18 @@ namespace EdgeSlm.Testing;
 
 /// <summary>A decoder's shape and GGUF identity for <see cref="SyntheticDecoder"/>.</summary>
 public sealed record DecoderShape(string Architecture, int Hidden, int Layers, int Heads, int KvHeads, int FeedForward,
-    float RopeBase, float RmsEpsilon, int Context, bool Tied, string Pre, bool AddBos)
+    float RopeBase, float RmsEpsilon, int Context, bool Tied, string Pre, bool AddBos,
+    string TokenizerModel = "gpt2", bool AddSpacePrefix = true)
 {
     /// <summary>A two-layer llama for unit tests: 4 heads of 16, 2 KV heads (grouped-query).</summary>
     public static DecoderShape TinyLlama(bool tied = true) => new("llama", 64, 2, 4, 2, 192, 10000f, 1e-5f, 512, tied, "smollm", AddBos: false);
+
+    /// <summary>
+    /// A two-layer llama with the SentencePiece vocabulary trained on our sentences (<see cref="SentencePieceVocabulary"/>,
+    /// <c>tokenizer.ggml.model</c> = <c>llama</c>), BOS added and a space prefix by default, as Llama 2's files say.
+    /// </summary>
+    public static DecoderShape TinyLlamaSentencePiece(bool addBos = true, bool addSpacePrefix = true) =>
+        new("llama", 64, 2, 4, 2, 192, 10000f, 1e-5f, 512, Tied: true, Pre: "spm", addBos, "llama", addSpacePrefix);
 
     /// <summary>A two-layer qwen2 (QKV biases, NEOX RoPE) for unit tests.</summary>
     public static DecoderShape TinyQwen2(bool tied = true) => new("qwen2", 64, 2, 4, 2, 192, 1e6f, 1e-6f, 512, tied, "qwen2", AddBos: false);
@@ -28,7 +36,8 @@ public sealed record DecoderShape(string Architecture, int Hidden, int Layers, i
 /// <summary>
 /// Writes llama / qwen2 GGUF files with random weights scaled like a trained model's (unit-variance activations
 /// through the layers, residual branches scaled by 1/√(2·layers), embeddings giving logits with a spread of a few
-/// units, norms near 1) and GPT-2's real vocabulary with the metadata llama.cpp's loader expects. Fixed seeds:
+/// units, norms near 1) and a real vocabulary with the metadata llama.cpp's loader expects: GPT-2's byte-level BPE,
+/// or (<see cref="DecoderShape.TokenizerModel"/> = <c>llama</c>) the SentencePiece one trained on our sentences. Fixed seeds:
 /// the same arguments give the same bytes.
 /// </summary>
 public static class SyntheticDecoder
@@ -46,9 +55,9 @@ public static class SyntheticDecoder
             return path;
         }
         var random = new Random(seed);
-        string[] tokens = Gpt2Vocabulary.Tokens;
+        bool sentencePiece = shape.TokenizerModel == "llama";
+        string[] tokens = sentencePiece ? SentencePieceVocabulary.Tokens : Gpt2Vocabulary.Tokens;
         int vocabulary = tokens.Length;
-        int[] tokenTypes = tokens.Select((_, i) => i >= Gpt2Vocabulary.EndOfTextId ? 3 : 1).ToArray();
         string arch = shape.Architecture;
         var writer = new GgufWriter()
             .Add(LlamaGguf.ArchitectureKey, GgufValue.Of(arch))
@@ -62,15 +71,31 @@ public static class SyntheticDecoder
             .Add($"{arch}.{LlamaGguf.HeadCountKv}", GgufValue.Of((uint)shape.KvHeads))
             .Add($"{arch}.{LlamaGguf.RopeFrequencyBase}", GgufValue.Of(shape.RopeBase))
             .Add($"{arch}.{LlamaGguf.RmsEpsilon}", GgufValue.Of(shape.RmsEpsilon))
-            .Add($"{arch}.{LlamaGguf.RopeDimensionCount}", GgufValue.Of((uint)shape.HeadSize))
-            .Add("tokenizer.ggml.model", GgufValue.Of("gpt2"))
-            .Add("tokenizer.ggml.pre", GgufValue.Of(shape.Pre))
-            .Add("tokenizer.ggml.tokens", GgufValue.Of(tokens))
-            .Add("tokenizer.ggml.token_type", GgufValue.Of(tokenTypes))
-            .Add("tokenizer.ggml.merges", GgufValue.Of(Gpt2Vocabulary.Merges))
-            .Add("tokenizer.ggml.bos_token_id", GgufValue.Of((uint)Gpt2Vocabulary.EndOfTextId))
-            .Add("tokenizer.ggml.eos_token_id", GgufValue.Of((uint)Gpt2Vocabulary.EndOfTextId))
-            .Add("tokenizer.ggml.add_bos_token", GgufValue.Of(shape.AddBos));
+            .Add($"{arch}.{LlamaGguf.RopeDimensionCount}", GgufValue.Of((uint)shape.HeadSize));
+        if (sentencePiece)
+        {
+            writer.Add("tokenizer.ggml.model", GgufValue.Of("llama"))
+                .Add("tokenizer.ggml.tokens", GgufValue.Of(tokens))
+                .Add("tokenizer.ggml.scores", GgufValue.Of(SentencePieceVocabulary.Scores))
+                .Add("tokenizer.ggml.token_type", GgufValue.Of(SentencePieceVocabulary.TokenTypes))
+                .Add("tokenizer.ggml.bos_token_id", GgufValue.Of((uint)SentencePieceVocabulary.BosId))
+                .Add("tokenizer.ggml.eos_token_id", GgufValue.Of((uint)SentencePieceVocabulary.EosId))
+                .Add("tokenizer.ggml.unknown_token_id", GgufValue.Of((uint)SentencePieceVocabulary.UnknownId))
+                .Add("tokenizer.ggml.add_bos_token", GgufValue.Of(shape.AddBos))
+                .Add("tokenizer.ggml.add_space_prefix", GgufValue.Of(shape.AddSpacePrefix));
+        }
+        else
+        {
+            int[] tokenTypes = tokens.Select((_, i) => i >= Gpt2Vocabulary.EndOfTextId ? 3 : 1).ToArray();
+            writer.Add("tokenizer.ggml.model", GgufValue.Of("gpt2"))
+                .Add("tokenizer.ggml.pre", GgufValue.Of(shape.Pre))
+                .Add("tokenizer.ggml.tokens", GgufValue.Of(tokens))
+                .Add("tokenizer.ggml.token_type", GgufValue.Of(tokenTypes))
+                .Add("tokenizer.ggml.merges", GgufValue.Of(Gpt2Vocabulary.Merges))
+                .Add("tokenizer.ggml.bos_token_id", GgufValue.Of((uint)Gpt2Vocabulary.EndOfTextId))
+                .Add("tokenizer.ggml.eos_token_id", GgufValue.Of((uint)Gpt2Vocabulary.EndOfTextId))
+                .Add("tokenizer.ggml.add_bos_token", GgufValue.Of(shape.AddBos));
+        }
         if (chatTemplate is not null)
         {
             writer.Add(ChatTemplate.MetadataKey, GgufValue.Of(chatTemplate));
@@ -129,7 +154,10 @@ public static class SyntheticDecoder
     /// <summary>A file in the shared temporary folder of the test run, named after its arguments.</summary>
     public static string Cached(DecoderShape shape, QuantType type, int seed = 1)
     {
-        string name = $"v{GeneratorVersion}-{shape.Architecture}-{shape.Hidden}x{shape.Layers}-{(shape.Tied ? "tied" : "untied")}-{shape.Pre}-{QuantTypeTraits.Of(type).Name}-s{seed}.gguf";
+        string tokenizer = shape.TokenizerModel == "llama"
+            ? $"spm{SentencePieceVocabulary.TrainerVersion}{(shape.AddBos ? "-bos" : "")}{(shape.AddSpacePrefix ? "-prefix" : "")}"
+            : shape.Pre;
+        string name = $"v{GeneratorVersion}-{shape.Architecture}-{shape.Hidden}x{shape.Layers}-{(shape.Tied ? "tied" : "untied")}-{tokenizer}-{QuantTypeTraits.Of(type).Name}-s{seed}.gguf";
         string path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "edgeslm-decoder-tests", name);
         lock (typeof(SyntheticDecoder))
         {

@@ -131,7 +131,10 @@ internal static class GenerateCommand
                 string pre = file.Get(DecoderTokenizer.PreKey)?.Value as string ?? "default";
                 string? jinja = file.Get(ChatTemplate.MetadataKey)?.Value as string;
                 string template = jinja is null ? "none" : ChatTemplate.Recognise(jinja)?.Name ?? "not recognised (raw prompts)";
-                output.WriteLine($"decoder: tokenizer {model} (pre-tokenizer {pre}), chat template {template}");
+                string tokenizer = model == "llama"
+                    ? $"llama (SentencePiece with byte fallback, space prefix {((file.Get(DecoderTokenizer.AddSpacePrefixKey)?.Value as bool?) ?? true ? "yes" : "no")})"
+                    : $"{model} (pre-tokenizer {pre})";
+                output.WriteLine($"decoder: tokenizer {tokenizer}, chat template {template}");
             }
         }
         return ModelCommands.Info(path, output);

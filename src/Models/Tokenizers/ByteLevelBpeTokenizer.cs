@@ -6,10 +6,10 @@ namespace EdgeSlm.Models.Tokenizers;
 
 /// <summary>
 /// GPT-2-style byte-level BPE (<c>tokenizer.ggml.model</c> = <c>gpt2</c>) from a GGUF file's metadata, tokenizing as
-/// llama.cpp does: control tokens spelled in the text are split off first (only when asked to parse them), each
-/// remaining piece is cut into words by the pre-tokenizer's regexes (<see cref="BpePreTokenizer"/>), a word's UTF-8
-/// bytes are spelled with GPT-2's byte-to-character map, and merges are applied lowest rank first (leftmost on a
-/// tie) until none applies. With <c>ignore_merges</c> (Llama 3's pre-tokenizer) a word that is a token is taken whole.
+/// llama.cpp does: control tokens spelled in the text are split off first (only when asked to parse them; user-defined
+/// ones always), each remaining piece is cut into words by the pre-tokenizer's regexes (<see cref="BpePreTokenizer"/>),
+/// a word's UTF-8 bytes are spelled with GPT-2's byte-to-character map, and merges are applied lowest rank first
+/// (leftmost on a tie) until none applies. With <c>ignore_merges</c> (Llama 3's pre-tokenizer) a word that is a token is taken whole.
 /// </summary>
 public sealed class ByteLevelBpeTokenizer : DecoderTokenizer
 {
@@ -72,27 +72,7 @@ public sealed class ByteLevelBpeTokenizer : DecoderTokenizer
         {
             ids.Add(bos);
         }
-        var fragments = new List<(int Start, int Length, int Special)> { (0, text.Length, -1) };
-        if (parseSpecial)
-        {
-            foreach ((string special, int id) in Specials)
-            {
-                for (int f = 0; f < fragments.Count; f++)
-                {
-                    (int start, int length, int kind) = fragments[f];
-                    if (kind >= 0) continue;
-                    int at = text.IndexOf(special, start, length, StringComparison.Ordinal);
-                    if (at < 0) continue;
-                    fragments.RemoveAt(f);
-                    int insert = f;
-                    if (at > start) fragments.Insert(insert++, (start, at - start, -1));
-                    fragments.Insert(insert++, (at, special.Length, id));
-                    int rest = start + length - (at + special.Length);
-                    if (rest > 0) fragments.Insert(insert, (at + special.Length, rest, -1));
-                    f = insert - 1; // continue with the remainder
-                }
-            }
-        }
+        List<(int Start, int Length, int Special)> fragments = Partition(text, parseSpecial);
         var word = new StringBuilder();
         var symbols = new List<string>();
         foreach ((int start, int length, int special) in fragments)

@@ -45,12 +45,12 @@ public abstract class DecoderTokenizer
     {
         Tokens = tokens;
         Types = types;
-        Specials = Enumerable.Range(0, tokens.Length)
-            .Where(i => types[i] is TokenType.Control or TokenType.UserDefined && tokens[i].Length > 0)
-            .Select(i => (tokens[i], i))
-            .OrderByDescending(s => s.Item1.Length).ThenBy(s => s.i)
+        _specials = Enumerable.Range(0, tokens.Length)
+            .Where(i => types[i] is TokenType.Control or TokenType.Unknown or TokenType.UserDefined && tokens[i].Length > 0)
+            .OrderByDescending(i => tokens[i].Length).ThenBy(i => i)
+            .Select(i => (tokens[i], i, types[i] == TokenType.UserDefined))
             .ToArray();
-        foreach ((string text, int id) in Specials)
+        foreach ((string text, int id, bool _) in _specials)
         {
             if (EndOfGenerationSpellings.Contains(text) && types[id] == TokenType.Control) _endOfGeneration.Add(id);
         }
@@ -66,8 +66,11 @@ public abstract class DecoderTokenizer
     protected string[] Tokens { get; }
     protected TokenType[] Types { get; }
 
-    /// <summary>Control and user-defined tokens by their spelling, longest first (llama.cpp's special-token partition order).</summary>
-    protected (string Text, int Id)[] Specials { get; }
+    /// <summary>
+    /// Control, unknown and user-defined tokens by their spelling, longest first (llama.cpp's special-token partition
+    /// order); user-defined ones are split off even when specials are not parsed (<see cref="Partition"/>).
+    /// </summary>
+    private readonly (string Text, int Id, bool Always)[] _specials;
 
     public int VocabularySize => Tokens.Length;
     public int? Bos { get; }
@@ -110,6 +113,38 @@ public abstract class DecoderTokenizer
         return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
+    /// <summary>
+    /// The fragments of <paramref name="text"/> in order, covering it: (start, length, -1) for text, (start, length, id)
+    /// for a token spelled in it. As llama.cpp's <c>tokenizer_st_partition</c>: each special token, longest first, is
+    /// cut out of every text fragment wherever it occurs; control and unknown tokens only when
+    /// <paramref name="parseSpecial"/>, user-defined ones always.
+    /// </summary>
+    protected List<(int Start, int Length, int Special)> Partition(string text, bool parseSpecial)
+    {
+        var fragments = new List<(int Start, int Length, int Special)>();
+        if (text.Length == 0) return fragments;
+        fragments.Add((0, text.Length, -1));
+        foreach ((string special, int id, bool always) in _specials)
+        {
+            if (!parseSpecial && !always) continue;
+            for (int f = 0; f < fragments.Count; f++)
+            {
+                (int start, int length, int kind) = fragments[f];
+                if (kind >= 0) continue;
+                int at = text.IndexOf(special, start, length, StringComparison.Ordinal);
+                if (at < 0) continue;
+                fragments.RemoveAt(f);
+                int insert = f;
+                if (at > start) fragments.Insert(insert++, (start, at - start, -1));
+                fragments.Insert(insert++, (at, special.Length, id));
+                int rest = start + length - (at + special.Length);
+                if (rest > 0) fragments.Insert(insert, (at + special.Length, rest, -1));
+                f = insert - 1; // continue with the remainder
+            }
+        }
+        return fragments;
+    }
+
     /// <summary>The tokenizer <c>tokenizer.ggml.model</c> names; every failure names the key.</summary>
     public static DecoderTokenizer FromGguf(GgufFile file)
     {
@@ -118,7 +153,8 @@ public abstract class DecoderTokenizer
         return model switch
         {
             "gpt2" => ByteLevelBpeTokenizer.FromGguf(file),
-            _ => throw new GgufFormatException($"metadata '{ModelKey}' = '{model}' is not a tokenizer EdgeSlm reads (gpt2)"),
+            "llama" => SentencePieceTokenizer.FromGguf(file),
+            _ => throw new GgufFormatException($"metadata '{ModelKey}' = '{model}' is not a tokenizer EdgeSlm reads (gpt2, llama)"),
         };
     }
 

@@ -39,6 +39,39 @@ public sealed class GenerateCommandTests
     }
 
     [Fact]
+    public void Generate_and_info_work_with_a_sentencepiece_vocabulary()
+    {
+        string path = SyntheticDecoder.Cached(DecoderShape.TinyLlamaSentencePiece(), QuantType.Q8_0);
+        var output = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["generate", "--model", path, "--max-tokens", "10", "--ignore-eos", "Wake me up at 7 am"], output, error));
+
+        // BOS, then the prompt's pieces; the reply is each greedy token's piece (▁ printed as a space, as llama.cpp prints it).
+        using LlamaModel model = LlamaModel.Load(path);
+        var tokenizer = (SentencePieceTokenizer)model.CreateTokenizer();
+        int[] prompt = tokenizer.Encode("Wake me up at 7 am", addSpecial: true, parseSpecial: true);
+        Assert.Equal(SentencePieceVocabulary.BosId, prompt[0]);
+        using var decoder = new LlamaDecoder(model, context: 64);
+        var logits = new float[model.Config.VocabularySize];
+        decoder.Prefill(prompt, logits);
+        var reply = new List<byte>();
+        var piece = new byte[64];
+        for (int i = 0; i < 10; i++)
+        {
+            int next = TokenSampler.ArgMax(logits);
+            reply.AddRange(piece.AsSpan(0, tokenizer.TokenBytes(next, piece)).ToArray());
+            decoder.Decode(next, logits);
+        }
+        Assert.Equal(System.Text.Encoding.UTF8.GetString(reply.ToArray()) + Environment.NewLine, output.ToString());
+        Assert.Matches($"^prompt: {prompt.Length} tokens, ", error.ToString());
+
+        var info = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["info", path], info, new StringWriter()));
+        Assert.Contains($"decoder: vocabulary {SentencePieceVocabulary.Size}", info.ToString());
+        Assert.Contains("decoder: tokenizer llama (SentencePiece with byte fallback, space prefix yes), chat template none", info.ToString());
+    }
+
+    [Fact]
     public void Sampling_with_a_seed_repeats_and_another_seed_differs()
     {
         string path = SyntheticDecoder.Cached(DecoderShape.TinyLlama(), QuantType.Q8_0);
