@@ -63,9 +63,16 @@ public sealed class SlmRecognizerTests
     [Theory]
     [InlineData("llama", QuantType.Q4_0)]
     [InlineData("qwen2", QuantType.F32)]
+    [InlineData("llama-sentencepiece", QuantType.Q8_0)]
     public void The_kept_prompt_state_gives_exactly_the_logits_of_a_full_recomputation(string architecture, QuantType type)
     {
-        using LlamaModel model = LlamaModel.Load(SyntheticDecoder.Cached(architecture == "llama" ? DecoderShape.TinyLlama() : DecoderShape.TinyQwen2(tied: false), type));
+        DecoderShape shape = architecture switch
+        {
+            "llama" => DecoderShape.TinyLlama(),
+            "qwen2" => DecoderShape.TinyQwen2(tied: false),
+            _ => DecoderShape.TinyLlamaSentencePiece(),
+        };
+        using LlamaModel model = LlamaModel.Load(SyntheticDecoder.Cached(shape, type));
         DecoderTokenizer tokenizer = model.CreateTokenizer();
         using SlmRecognizer recognizer = SlmRecognizer.Build(model, tokenizer, Home, new SlmOptions(Threads: 2));
         int V = model.Config.VocabularySize;
