@@ -63,7 +63,7 @@ internal static class ClassifyCommand
         using SlmRecognizer? recognizer = slmModel is null ? null : SlmRecognizer.Build(slmModel, slmModel.CreateTokenizer(), definitions, slm.Options());
         if (recognizer is not null)
         {
-            error.WriteLine($"language model {slmModel!.Name}: prompt of {recognizer.PromptTokens} tokens in {recognizer.PromptSeconds * 1000:F0} ms ({mode} mode, {recognizer.Threads} threads)");
+            error.WriteLine($"language model {slmModel!.Name}: prompt of {recognizer.PromptTokens} tokens in {recognizer.PromptSeconds * 1000:F0} ms ({mode.ToString().ToLowerInvariant()} mode, {recognizer.Threads} threads)");
         }
         foreach (string text in texts)
         {
