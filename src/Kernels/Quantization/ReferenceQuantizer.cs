@@ -58,7 +58,9 @@ public static class ReferenceQuantizer
                 MemoryMarshal.Cast<byte, float>(source).CopyTo(destination);
                 break;
             default:
-                throw new NotSupportedException($"Dequantizing tensor type {type} is not supported.");
+                // The storage-only types (q5_0, q5_1, q4_k, q5_k, q6_k, bf16); throws for an unknown one.
+                Conversion.StorageDequantizer.Dequantize(type, source, destination);
+                break;
         }
     }
 
