@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using EdgeSlm.Kernels.Formats;
 using EdgeSlm.Kernels.Quantization;
 
@@ -52,7 +53,14 @@ public static class LoadConversion
         if (traits.LoadAs == QuantType.Q8_0)
         {
             Span<BlockQ8_0> blocks = MemoryMarshal.Cast<byte, BlockQ8_0>(destination);
-            ReferenceQuantizer.QuantizeQ8_0(values, blocks);
+            if (Vector128.IsHardwareAccelerated)
+            {
+                ReferenceQuantizer.QuantizeQ8_0Vector128(values, blocks);
+            }
+            else
+            {
+                ReferenceQuantizer.QuantizeQ8_0(values, blocks);
+            }
             foreach (ref readonly BlockQ8_0 block in blocks)
             {
                 if (!Half.IsFinite(block.Scale))
@@ -76,9 +84,12 @@ public static class LoadConversion
             }
             ref BlockQ8_0 to = ref destination[b];
             to.Scale = from.Scale;
-            for (int j = 0; j < BlockQ5_0.Elements; j++)
+            uint high = from.HighBits;
+            for (int j = 0; j < 16; j++)
             {
-                to.Quants[j] = (sbyte)(from.Quant(j) - 16);
+                byte packed = from.Quants[j];
+                to.Quants[j] = (sbyte)(((packed & 0x0F) | (int)((high >> j) & 1) << 4) - 16);
+                to.Quants[j + 16] = (sbyte)(((packed >> 4) | (int)((high >> (j + 16)) & 1) << 4) - 16);
             }
         }
         return true;

@@ -239,6 +239,8 @@ public sealed unsafe class LlamaWeights : IDisposable
         {
             throw new GgufFormatException($"tensor '{tensor.Name}' ({QuantTypeTraits.Of(stored).Name}) row {failedRow} holds a NaN or an infinity, or values too large for {QuantTypeTraits.Of(QuantTypeTraits.Of(stored).LoadAs).Name}");
         }
+        // The stored bytes are not read again: their mapped pages need not count in the resident set beside the copy.
+        file.ReleasePages(tensor);
         return (byte*)destination;
     }
 
