@@ -28,11 +28,12 @@ ROOT=$CACHE/root
 # libggml0 carries the CPU backends itself (one library per instruction-set level); llama.cpp-tools needs libssl.
 PACKAGES=(llama.cpp-tools libllama0 libggml0 libc6 libstdc++6 libgcc-s1 libgomp1 libssl3t64 zlib1g libzstd1)
 
+APT=()
 apt_options() {
     local dir=$1
-    echo -q -o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-        -o "Dir::State::Lists=$dir/lists" -o "Dir::State::Status=$dir/status" -o "Dir::Cache=$dir/cache" \
-        -o APT::Architecture=amd64 -o APT::Architectures=amd64 -o APT::Sandbox::User=root
+    APT=(-q -o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$dir/lists" -o "Dir::State::Status=$dir/status" -o "Dir::Cache=$dir/cache"
+        -o APT::Architecture=amd64 -o APT::Architectures=amd64 -o APT::Sandbox::User=root)
 }
 
 fetch() {
@@ -44,12 +45,11 @@ fetch() {
     mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/debs" "$ROOT"
     : > "$dir/status"
     echo "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} sid main" > "$dir/sources.list"
-    # shellcheck disable=SC2046
-    apt-get $(apt_options "$dir") update
+    apt_options "$dir"
+    apt-get "${APT[@]}" update
     local available=() package candidate
     for package in "${PACKAGES[@]}"; do
-        # shellcheck disable=SC2046
-        candidate=$(apt-cache $(apt_options "$dir") policy "$package" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+        candidate=$(apt-cache "${APT[@]}" policy "$package" 2>/dev/null | awk '/Candidate:/ { print $2 }')
         if [[ -n $candidate && $candidate != "(none)" ]]; then
             available+=("$package")
         else
@@ -58,8 +58,7 @@ fetch() {
         fi
     done
     rm -f "$dir"/debs/*.deb
-    # shellcheck disable=SC2046
-    (cd "$dir/debs" && apt-get $(apt_options "$dir") download "${available[@]}")
+    (cd "$dir/debs" && apt-get "${APT[@]}" download "${available[@]}")
     rm -rf "$ROOT"
     mkdir -p "$ROOT"
     for deb in "$dir"/debs/*.deb; do
