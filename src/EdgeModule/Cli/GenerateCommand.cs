@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using EdgeSlm.Kernels.Conversion;
 using EdgeSlm.Kernels.Quantization;
 using EdgeSlm.Models.Gguf;
 using EdgeSlm.Models.Llama;
@@ -44,6 +45,12 @@ internal static class GenerateCommand
         }
 
         using LlamaModel model = LlamaModel.Load(path);
+        if (model.Weights.ConvertedBytes > 0)
+        {
+            int count = model.Weights.Matrices.Count(m => m.Converted);
+            error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"converted {count} matrices to native types at load: {model.Weights.ConvertedBytes / 1e6:F1} MB, {model.Weights.ConversionTime.TotalMilliseconds:F0} ms"));
+        }
         DecoderTokenizer tokenizer = model.CreateTokenizer();
         if (chat)
         {
@@ -127,6 +134,7 @@ internal static class GenerateCommand
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"decoder: vocabulary {c.VocabularySize}, context {c.ContextLength}, RoPE base {c.RopeBase} ({c.Architecture.Rope}), RMS epsilon {c.RmsEpsilon}, QKV bias {(c.Architecture.QkvBias ? "yes" : "no")}, output {(c.TiedOutput ? "tied to the token embedding" : "its own matrix")}"));
                 output.WriteLine($"decoder: matrices {string.Join(", ", types)}");
+                output.WriteLine($"decoder: {ConversionSummary(file, c)}");
                 string model = file.Get(DecoderTokenizer.ModelKey)?.Value as string ?? "none";
                 string pre = file.Get(DecoderTokenizer.PreKey)?.Value as string ?? "default";
                 string? jinja = file.Get(ChatTemplate.MetadataKey)?.Value as string;
@@ -139,6 +147,33 @@ internal static class GenerateCommand
         }
         return ModelCommands.Info(path, output);
     }
+
+    /// <summary>Which matrices the loader converts, to what, and the memory that takes beside the mapped file.</summary>
+    private static string ConversionSummary(GgufFile file, LlamaConfig config)
+    {
+        var converted = file.Tensors.Where(t => t.Dimensions.Length == 2)
+            .Select(t => (Tensor: t, To: LlamaWeights.LoadedType(t.Name, t.Type, config.TiedOutput)))
+            .Where(x => x.To != x.Tensor.Type)
+            .ToList();
+        var kept = file.Tensors.Where(t => t.Name == LlamaGguf.TokenEmbedding && !QuantTypeTraits.Of(t.Type).IsNative && !config.TiedOutput)
+            .Select(t => $"; {t.Name} stays {QuantTypeTraits.Of(t.Type).Name} (rows dequantized at lookup)");
+        if (converted.Count == 0)
+        {
+            return $"no matrix converted at load (all are multiplied as stored){string.Concat(kept)}";
+        }
+        var groups = converted.GroupBy(x => (x.Tensor.Type, x.To)).Select(g =>
+            $"{QuantTypeTraits.Of(g.Key.Type).Name} -> {QuantTypeTraits.Of(g.Key.To).Name} {g.Count()} ({string.Join(", ", ShortNames(g.Select(x => x.Tensor.Name)))})");
+        long bytes = converted.Sum(x => LoadConversion.ConvertedRowBytes(x.Tensor.Type, x.Tensor.Columns) * x.Tensor.Rows);
+        long stored = converted.Sum(x => x.Tensor.ByteSize);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"converted at load: {string.Join("; ", groups)}; {bytes / 1e6:F1} MB of memory beside the file's {stored / 1e6:F1} MB{string.Concat(kept)}");
+    }
+
+    /// <summary>Tensor names without the block number, each once: "blk.N.ffn_down.weight" for every layer is "ffn_down".</summary>
+    private static IEnumerable<string> ShortNames(IEnumerable<string> names) =>
+        names.Select(n => n.StartsWith("blk.", StringComparison.Ordinal) ? n[(n.IndexOf('.', 4) + 1)..] : n)
+            .Select(n => n.EndsWith(".weight", StringComparison.Ordinal) ? n[..^7] : n)
+            .GroupBy(n => n).Select(g => g.Count() > 1 ? $"{g.Key} x{g.Count()}" : g.Key);
 
     private static float FloatOption(Arguments args, string name, float fallback)
     {

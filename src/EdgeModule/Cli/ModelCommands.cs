@@ -18,6 +18,10 @@ internal static class ModelCommands
     {
         string outputPath = args.RequiredOption("o");
         QuantType type = QuantTypeTraits.Parse(args.Option("type") ?? "q4_0").Type;
+        if (!QuantTypeTraits.Of(type).IsNative)
+        {
+            throw new UsageException($"--type {QuantTypeTraits.Of(type).Name}: EdgeSlm reads this type but writes only f32, f16, q8_0 and q4_0");
+        }
         bool plain = args.Flag("plain");
         string? bundledName = args.Option("bundled");
         byte[] onnx;

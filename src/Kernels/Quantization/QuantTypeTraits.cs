@@ -12,21 +12,38 @@ namespace EdgeSlm.Kernels.Quantization;
 /// <param name="BlockBytes">Bytes per block.</param>
 /// <param name="DotPartner">The type the activations are quantized to for this type's dot product; <see cref="QuantType.F32"/> where the dot product is done in float.</param>
 /// <param name="IsQuantized">Whether the type is a block quantization that the int8 kernels multiply.</param>
+/// <param name="LoadAs">The type a model loader turns a matrix of this type into: the type itself for the four the
+/// kernels multiply; for the storage-only types the native type that holds them with the least added error
+/// (<see cref="Conversion.LoadConversion"/>). <see cref="DotPartner"/> is meaningless for storage-only types.</param>
 public sealed record QuantTypeTraits(
     QuantType Type,
     string Name,
     int BlockElements,
     int BlockBytes,
     QuantType DotPartner,
-    bool IsQuantized)
+    bool IsQuantized,
+    QuantType LoadAs)
 {
+    // Storage-only types: every 4-, 5- and 6-bit type goes to q8_0 (its rounding error, at most 1/254 of a
+    // block's largest magnitude, is far below theirs; q4_0 would add error of the size of q4_k's own); bf16 goes to
+    // f32, where it is exact (f16 has 3 more mantissa bits but 3 fewer exponent bits: small and large bf16 values
+    // would round or overflow).
     private static readonly QuantTypeTraits[] Table =
     [
-        new(QuantType.F32, "f32", 1, 4, QuantType.F32, false),
-        new(QuantType.F16, "f16", 1, 2, QuantType.F32, false),
-        new(QuantType.Q4_0, "q4_0", BlockQ4_0.Elements, BlockQ4_0.Bytes, QuantType.Q8_0, true),
-        new(QuantType.Q8_0, "q8_0", BlockQ8_0.Elements, BlockQ8_0.Bytes, QuantType.Q8_0, true),
+        new(QuantType.F32, "f32", 1, 4, QuantType.F32, false, QuantType.F32),
+        new(QuantType.F16, "f16", 1, 2, QuantType.F32, false, QuantType.F16),
+        new(QuantType.Q4_0, "q4_0", BlockQ4_0.Elements, BlockQ4_0.Bytes, QuantType.Q8_0, true, QuantType.Q4_0),
+        new(QuantType.Q8_0, "q8_0", BlockQ8_0.Elements, BlockQ8_0.Bytes, QuantType.Q8_0, true, QuantType.Q8_0),
+        new(QuantType.Q5_0, "q5_0", BlockQ5_0.Elements, BlockQ5_0.Bytes, QuantType.Q8_0, false, QuantType.Q8_0),
+        new(QuantType.Q5_1, "q5_1", BlockQ5_1.Elements, BlockQ5_1.Bytes, QuantType.Q8_0, false, QuantType.Q8_0),
+        new(QuantType.Q4_K, "q4_k", BlockQ4_K.Elements, BlockQ4_K.Bytes, QuantType.Q8_0, false, QuantType.Q8_0),
+        new(QuantType.Q5_K, "q5_k", BlockQ5_K.Elements, BlockQ5_K.Bytes, QuantType.Q8_0, false, QuantType.Q8_0),
+        new(QuantType.Q6_K, "q6_k", BlockQ6_K.Elements, BlockQ6_K.Bytes, QuantType.Q8_0, false, QuantType.Q8_0),
+        new(QuantType.BF16, "bf16", 1, 2, QuantType.F32, false, QuantType.F32),
     ];
+
+    /// <summary>Whether the kernels multiply this type as it is stored (no conversion at load).</summary>
+    public bool IsNative => LoadAs == Type;
 
     public static IReadOnlyList<QuantTypeTraits> All => Table;
 

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using EdgeSlm.Kernels.Formats;
 
 namespace EdgeSlm.Kernels.Quantization;
@@ -58,7 +59,9 @@ public static class ReferenceQuantizer
                 MemoryMarshal.Cast<byte, float>(source).CopyTo(destination);
                 break;
             default:
-                throw new NotSupportedException($"Dequantizing tensor type {type} is not supported.");
+                // The storage-only types (q5_0, q5_1, q4_k, q5_k, q6_k, bf16); throws for an unknown one.
+                Conversion.StorageDequantizer.Dequantize(type, source, destination);
+                break;
         }
     }
 
@@ -116,6 +119,52 @@ public static class ReferenceQuantizer
                 block.Quants[j] = (sbyte)MathF.Round(x[j] * inverse, MidpointRounding.AwayFromZero);
             }
         }
+    }
+
+    /// <summary>
+    /// <see cref="QuantizeQ8_0"/> with the block's 32 products and roundings in <see cref="Vector128"/>s, bit-identical
+    /// to it: the same scale and inverse, the same float products, and C's <c>roundf</c> (half away from zero) done
+    /// exactly as truncation plus a step away from zero where the dropped fraction is at least one half. Weights
+    /// converted at load (<see cref="Conversion.LoadConversion"/>) go through it: half a billion of them for a
+    /// Q4_K_M file of Qwen2.5-0.5B's shape.
+    /// </summary>
+    public static void QuantizeQ8_0Vector128(ReadOnlySpan<float> source, Span<BlockQ8_0> destination)
+    {
+        CheckBlocks(source.Length, destination.Length, BlockQ8_0.Elements);
+        ref float x = ref MemoryMarshal.GetReference(source);
+        for (int b = 0; b < destination.Length; b++)
+        {
+            nuint start = (nuint)(b * BlockQ8_0.Elements);
+            Vector128<float> max = Vector128<float>.Zero;
+            for (int i = 0; i < 8; i++)
+            {
+                max = Vector128.Max(max, Vector128.Abs(Vector128.LoadUnsafe(ref x, start + (nuint)(4 * i))));
+            }
+            float absMax = MathF.Max(MathF.Max(max[0], max[1]), MathF.Max(max[2], max[3]));
+            float d = absMax / 127f;
+            float inverse = d != 0f ? 1f / d : 0f;
+            ref BlockQ8_0 block = ref destination[b];
+            block.Scale = (Half)d;
+            Span<sbyte> quants = block.Quants;
+            for (int i = 0; i < 8; i += 4)
+            {
+                Vector128<int> q0 = RoundAwayFromZero(Vector128.LoadUnsafe(ref x, start + (nuint)(4 * i)) * inverse);
+                Vector128<int> q1 = RoundAwayFromZero(Vector128.LoadUnsafe(ref x, start + (nuint)(4 * i + 4)) * inverse);
+                Vector128<int> q2 = RoundAwayFromZero(Vector128.LoadUnsafe(ref x, start + (nuint)(4 * i + 8)) * inverse);
+                Vector128<int> q3 = RoundAwayFromZero(Vector128.LoadUnsafe(ref x, start + (nuint)(4 * i + 12)) * inverse);
+                Vector128<sbyte> bytes = Vector128.Narrow(Vector128.Narrow(q0, q1), Vector128.Narrow(q2, q3));
+                bytes.CopyTo(quants.Slice(4 * i, 16));
+            }
+        }
+    }
+
+    /// <summary>C's <c>roundf</c> per lane: truncate, then one step away from zero if |fraction| ≥ 0.5 (both exact in float).</summary>
+    private static Vector128<int> RoundAwayFromZero(Vector128<float> value)
+    {
+        Vector128<float> whole = Vector128.Truncate(value);
+        Vector128<float> up = Vector128.GreaterThanOrEqual(Vector128.Abs(value - whole), Vector128.Create(0.5f));
+        Vector128<float> step = Vector128.CopySign(Vector128.Create(1f), value) & up;
+        return Vector128.ConvertToInt32(whole + step);
     }
 
     public static void DequantizeQ4_0(ReadOnlySpan<BlockQ4_0> source, Span<float> destination)

@@ -134,6 +134,11 @@ public static class ModelCache
         {
             throw new ArgumentException($"'{requested}' is not a bundled model name: use bundled:NAME or bundled:NAME:TYPE");
         }
-        return (BundledModel.Find(parts[0]), parts.Length == 2 ? QuantTypeTraits.Parse(parts[1]).Type : QuantType.Q4_0);
+        QuantTypeTraits type = parts.Length == 2 ? QuantTypeTraits.Parse(parts[1]) : QuantTypeTraits.Of(QuantType.Q4_0);
+        if (!type.IsNative)
+        {
+            throw new ArgumentException($"'{requested}': the bundled models convert to f32, f16, q8_0 or q4_0, not {type.Name}");
+        }
+        return (BundledModel.Find(parts[0]), type.Type);
     }
 }

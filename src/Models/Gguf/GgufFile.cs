@@ -48,7 +48,7 @@ public sealed record GgufTensorInfo(string Name, long[] Dimensions, QuantType Ty
 }
 
 /// <summary>A memory-mapped GGUF file: metadata, tensor table and zero-copy tensor views.</summary>
-public sealed unsafe class GgufFile : IDisposable
+public sealed unsafe partial class GgufFile : IDisposable
 {
     public const uint Magic = 0x46554747;
     public const uint DefaultAlignment = 32;
@@ -224,6 +224,44 @@ public sealed unsafe class GgufFile : IDisposable
         ObjectDisposedException.ThrowIf(_base == null, this);
         return _base + DataOffset + tensor.Offset;
     }
+
+    /// <summary>
+    /// Says the tensor's bytes will not be read again (a loader converted them into memory of its own), so the
+    /// mapped pages they occupy can leave this process's resident set: on Linux, madvise(MADV_DONTNEED) on the
+    /// whole pages inside the tensor (they are clean file pages: the page cache keeps them, and a later read
+    /// maps them again). Does nothing for a private copy (<see cref="InMemory"/>) or on other systems.
+    /// </summary>
+    public void ReleasePages(GgufTensorInfo tensor)
+    {
+        ObjectDisposedException.ThrowIf(_base == null, this);
+        if (_ownsMemory || !OperatingSystem.IsLinux())
+        {
+            return;
+        }
+        long page = Environment.SystemPageSize;
+        long start = (long)TensorPointer(tensor);
+        long first = (start + page - 1) / page * page;
+        long end = (start + tensor.ByteSize) / page * page;
+        if (end > first && s_madviseAvailable)
+        {
+            // A failure (an old kernel, an unusual mapping, a C library without madvise) only leaves the pages
+            // resident: nothing to report.
+            try
+            {
+                _ = Madvise((nint)first, (nuint)(end - first), MadviseDontNeed);
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                s_madviseAvailable = false;
+            }
+        }
+    }
+
+    private static bool s_madviseAvailable = true;
+    private const int MadviseDontNeed = 4; // MADV_DONTNEED, the same value on every Linux architecture
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "madvise")]
+    private static partial int Madvise(nint address, nuint length, int advice);
 
     public ReadOnlySpan<byte> TensorBytes(GgufTensorInfo tensor) =>
         tensor.ByteSize <= int.MaxValue

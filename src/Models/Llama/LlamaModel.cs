@@ -5,7 +5,8 @@ namespace EdgeSlm.Models.Llama;
 
 /// <summary>
 /// A llama or qwen2 decoder loaded from a GGUF file: config and weights, the weights views into the
-/// memory-mapped file, which stays open until the model is disposed. Every hyperparameter and tensor is checked
+/// memory-mapped file (matrices of storage-only types converted into memory of their own), which stays open until
+/// the model is disposed. Every hyperparameter and tensor is checked
 /// at load, so a bad file fails here with one line naming the key or tensor.
 /// </summary>
 public sealed class LlamaModel : IDisposable
@@ -68,5 +69,9 @@ public sealed class LlamaModel : IDisposable
         }
     }
 
-    public void Dispose() => _file.Dispose();
+    public void Dispose()
+    {
+        Weights.Dispose();
+        _file.Dispose();
+    }
 }

@@ -105,6 +105,31 @@ public sealed class GenerateCommandTests
     }
 
     [Fact]
+    public void Info_and_generate_say_which_matrices_are_converted_at_load_and_to_what()
+    {
+        // Untied Q4_K_M at hidden 256: q4_k and q6_k matrices become q8_0; the untied embedding (q4_k) stays as stored.
+        string path = SyntheticDecoder.Cached(DecoderShape.TinyQwen2(tied: false, hidden: 256), WeightTypes.Q4_K_M);
+        var output = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["info", path], output, new StringWriter()));
+        string info = output.ToString();
+        // Q4_K_M over 2 layers: q6_k for layer 1's attn_v and ffn_down (use_more_bits) and the output, q4_k elsewhere.
+        Assert.Contains("decoder: converted at load: q4_k -> q8_0 12 (attn_q x2, attn_k x2, attn_v, attn_output x2, ffn_gate x2, ffn_up x2, ffn_down); q6_k -> q8_0 3 (attn_v, ffn_down, output);", info);
+        Assert.Contains("token_embd.weight stays q4_k (rows dequantized at lookup)", info);
+
+        using (LlamaModel model = LlamaModel.Load(path))
+        {
+            Assert.Contains($"{model.Weights.ConvertedBytes / 1e6:F1} MB of memory beside the file's", info);
+        }
+        var error = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["generate", "--model", path, "--max-tokens", "2", "--ignore-eos", "hi"], new StringWriter(), error));
+        Assert.Matches(@"^converted 15 matrices to native types at load: [0-9.]+ MB, [0-9]+ ms", error.ToString());
+
+        output = new StringWriter();
+        Assert.Equal(0, CommandLine.Run(["info", SyntheticDecoder.Cached(DecoderShape.TinyQwen2(tied: true), QuantType.Q4_0)], output, new StringWriter()));
+        Assert.Contains("decoder: no matrix converted at load", output.ToString());
+    }
+
+    [Fact]
     public void Generate_with_chat_answers_through_the_files_template_and_warns_without_one()
     {
         string plain = SyntheticDecoder.Cached(DecoderShape.TinyQwen2(), QuantType.Q8_0);

@@ -63,6 +63,33 @@ public unsafe class QuantizerTests
         Assert.InRange(RoundTripRms(QuantType.Q8_0, x), 0.0001, Q8_0RmsErrorOnUnitGaussian);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(40)]
+    public void Q8_0_vector128_tier_equals_the_reference_byte_for_byte(int blocks)
+    {
+        var random = new Random(blocks);
+        var values = new float[blocks * 32];
+        for (int i = 0; i < values.Length; i++) values[i] = (random.NextSingle() - 0.5f) * MathF.Pow(10, random.Next(-3, 3));
+        // Exact ties for roundf: a block whose maximum is 127 (d = 1, inverse 1) holding ±k.5, and a zero block.
+        if (blocks > 1)
+        {
+            for (int j = 0; j < 32; j++) values[j] = j == 0 ? 127f : (j % 2 == 0 ? 1 : -1) * (j + 0.5f);
+            Array.Clear(values, 32, 32);
+        }
+        var expected = new BlockQ8_0[blocks];
+        var actual = new BlockQ8_0[blocks];
+        ReferenceQuantizer.QuantizeQ8_0(values, expected);
+        ReferenceQuantizer.QuantizeQ8_0Vector128(values, actual);
+        Assert.Equal(MemoryMarshal.AsBytes(expected.AsSpan()).ToArray(), MemoryMarshal.AsBytes(actual.AsSpan()).ToArray());
+        if (blocks > 1)
+        {
+            Assert.Equal(3, actual[0].Quants[2]);   // 2.5 rounds away from zero to 3, not to even 2
+            Assert.Equal(-4, actual[0].Quants[3]);  // -3.5 to -4
+        }
+    }
+
     [Fact]
     public void All_zero_block_quantizes_to_zero_scale_and_midpoint_quants()
     {

@@ -30,6 +30,58 @@ public sealed class LlamaCppDecoderParityTests(ITestOutputHelper output)
     {
         QuantType type = QuantTypeTraits.Parse(typeName).Type;
         string path = SyntheticDecoder.Cached(LlamaDecoderTests.Shape(architecture, tied), type);
+        Comparison c = Compare(path, $"{architecture} {typeName} {(tied ? "tied" : "untied")}");
+
+        Assert.True(c.MinimumCosine >= LlamaDecoderTests.Tolerance(type), $"minimum cosine {c.MinimumCosine:F7}");
+        if (type == QuantType.F32)
+        {
+            Assert.Equal(PromptLength, c.ArgmaxAgree);
+        }
+        if (type is QuantType.F32 or QuantType.F16)
+        {
+            Assert.Equal(c.TheirTokens, c.OurTokens);
+        }
+        else if (type == QuantType.Q4_0)
+        {
+            int required = c.FirstCloseStep < 0 ? Generated : c.FirstCloseStep;
+            Assert.True(c.SameTokens >= required, $"greedy tokens differ at step {c.SameTokens}, before llama.cpp's first near tie at step {c.FirstCloseStep}");
+        }
+    }
+
+    /// <summary>
+    /// Files with storage-only types, which llama.cpp multiplies as stored and EdgeSlm converts at load: q8_0 for
+    /// q4_k / q5_k / q6_k / q5_1 (q5_0 exactly), f32 for bf16 (exactly). The cosine asked is q8_0's (0.999) for the
+    /// q8_0 conversions and f16's (0.9999) for bf16, whose products llama.cpp takes with activations rounded to bf16,
+    /// except for files that keep k-quants (<see cref="KQuantTolerance"/>). Greedy tokens must agree up to
+    /// llama.cpp's first step whose top two logits are within <see cref="ConvertedTieGap"/>: the engines quantize
+    /// activations differently for these types, which moves logits by more than q4_0 files' 1e-3.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(LlamaConversionTests.Files), MemberType = typeof(LlamaConversionTests))]
+    public void Converted_types_agree_with_llama_cpp_on_the_stored_ones(string architecture, string types, bool tied, int hidden)
+    {
+        string path = LlamaConversionTests.File(architecture, types, tied, hidden);
+        Comparison c = Compare(path, $"{architecture} {types} {(tied ? "tied" : "untied")} hidden {hidden}", ConvertedTieGap);
+        bool kQuants = types is "q4_k_m" or "q5_k" or "q6_k" && hidden % 256 == 0;
+        Assert.True(c.MinimumCosine >= (kQuants ? KQuantTolerance : LlamaConversionTests.Tolerance(types)), $"minimum cosine {c.MinimumCosine:F7}");
+        int required = c.FirstCloseStep < 0 ? Generated : c.FirstCloseStep;
+        Assert.True(c.SameTokens >= required, $"greedy tokens differ at step {c.SameTokens}, before llama.cpp's first top-two gap under {ConvertedTieGap} at step {c.FirstCloseStep}");
+    }
+
+    private const float ConvertedTieGap = 0.05f;
+
+    /// <summary>
+    /// llama.cpp multiplies k-quant weights with activations quantized to q8_K (256 per block, an f32 scale); EdgeSlm
+    /// multiplies their q8_0 conversion with activations in q8_0. Both roundings of the activations move these
+    /// synthetic models' logits: with the stored weights kept exactly (as f32, float activations) the minimum
+    /// cosine against llama.cpp was 0.9989–0.9993 on the four k-quant files; with the q8_0 conversion 0.9986–0.9989.
+    /// </summary>
+    private const double KQuantTolerance = 0.998;
+
+    private sealed record Comparison(double MinimumCosine, int ArgmaxAgree, int SameTokens, int FirstCloseStep, List<int> TheirTokens, List<int> OurTokens);
+
+    private Comparison Compare(string path, string label, float closeGap = 1e-3f)
+    {
         int[] prompt = LlamaDecoderTests.Prompt(PromptLength, seed: 64);
 
         var parameters = new ModelParams(path)
@@ -93,25 +145,11 @@ public sealed class LlamaCppDecoderParityTests(ITestOutputHelper output)
         }
         int same = 0;
         while (same < Generated && theirTokens[same] == ourTokens[same]) same++;
-        int firstClose = theirGaps.FindIndex(g => g < 1e-3f);
-        output.WriteLine($"{architecture} {typeName} {(tied ? "tied" : "untied")}: minimum cosine {minimum:F7}, argmax agrees at {argmaxAgree} of {prompt.Length}, greedy tokens identical for {same} of {Generated} (llama.cpp's first top-two gap < 1e-3 at step {firstClose})");
+        int firstClose = theirGaps.FindIndex(g => g < closeGap);
+        output.WriteLine($"{label}: minimum cosine {minimum:F7}, argmax agrees at {argmaxAgree} of {prompt.Length}, greedy tokens identical for {same} of {Generated} (llama.cpp's first top-two gap < {closeGap} at step {firstClose}, smallest gap {theirGaps.Min():G3})");
         output.WriteLine($"llama.cpp: {string.Join(" ", theirTokens)}");
         output.WriteLine($"EdgeSlm:   {string.Join(" ", ourTokens)}");
-
-        Assert.True(minimum >= LlamaDecoderTests.Tolerance(type), $"minimum cosine {minimum:F7}");
-        if (type == QuantType.F32)
-        {
-            Assert.Equal(prompt.Length, argmaxAgree);
-        }
-        if (type is QuantType.F32 or QuantType.F16)
-        {
-            Assert.Equal(theirTokens, ourTokens);
-        }
-        else if (type == QuantType.Q4_0)
-        {
-            int required = firstClose < 0 ? Generated : firstClose;
-            Assert.True(same >= required, $"greedy tokens differ at step {same}, before llama.cpp's first near tie at step {firstClose}");
-        }
+        return new Comparison(minimum, argmaxAgree, same, firstClose, theirTokens, ourTokens);
     }
 
     private static float TopTwoGap(ReadOnlySpan<float> logits)
