@@ -1,4 +1,7 @@
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using EdgeSlm.Kernels.Dispatch;
 using EdgeSlm.Kernels.MatMul;
 
@@ -9,7 +12,7 @@ namespace EdgeSlm.Kernels.Attention;
 /// One query token's attention over the keys and values of positions 0 .. <c>length</c> − 1 of a KV cache, with
 /// grouped-query heads: query head h reads key/value head h / (heads / kvHeads), as llama.cpp broadcasts them.
 /// Causality is the caller's: it passes the positions up to and including the query's own. The reference sums the
-/// softmax in double as ggml does; the vector tier uses TensorPrimitives (float sums).
+/// softmax in double as ggml does; the vector tier uses Vector&lt;T&gt; loops (float sums).
 /// </summary>
 public static class GroupedQueryAttention
 {
@@ -93,13 +96,54 @@ public static class GroupedQueryAttention
         Span<float> s = scores[..length];
         for (int j = 0; j < length; j++)
         {
-            s[j] = TensorPrimitives.Dot(q, keys.Slice(j * kvStride + kvOffset, headSize)) * scale;
+            s[j] = Dot(q, keys.Slice(j * kvStride + kvOffset, headSize)) * scale;
         }
         TensorPrimitives.SoftMax(s, s);
         o.Clear();
         for (int j = 0; j < length; j++)
         {
-            TensorPrimitives.MultiplyAdd(values.Slice(j * kvStride + kvOffset, headSize), s[j], o, o);
+            AddScaled(values.Slice(j * kvStride + kvOffset, headSize), s[j], o);
+        }
+    }
+
+    // One head row is 64 floats in these models: a call into TensorPrimitives per position cost more than its
+    // arithmetic (the prompt of 60 intents took 11 s to build, docs/slm.md); inlined Vector<T> loops instead.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int n = a.Length;
+        ref float ra = ref MemoryMarshal.GetReference(a);
+        ref float rb = ref MemoryMarshal.GetReference(b[..n]);
+        var sum = Vector<float>.Zero;
+        int i = 0;
+        for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
+        {
+            sum += Vector.LoadUnsafe(ref ra, (nuint)i) * Vector.LoadUnsafe(ref rb, (nuint)i);
+        }
+        float total = Vector.Sum(sum);
+        for (; i < n; i++)
+        {
+            total += a[i] * b[i];
+        }
+        return total;
+    }
+
+    /// <summary>o += v · weight.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddScaled(ReadOnlySpan<float> v, float weight, Span<float> o)
+    {
+        int n = o.Length;
+        ref float rv = ref MemoryMarshal.GetReference(v[..n]);
+        ref float ro = ref MemoryMarshal.GetReference(o);
+        var w = new Vector<float>(weight);
+        int i = 0;
+        for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
+        {
+            (Vector.LoadUnsafe(ref ro, (nuint)i) + Vector.LoadUnsafe(ref rv, (nuint)i) * w).StoreUnsafe(ref ro, (nuint)i);
+        }
+        for (; i < n; i++)
+        {
+            o[i] += v[i] * weight;
         }
     }
 
@@ -116,21 +160,21 @@ public static class GroupedQueryAttention
         Span<float> s = scores[..length];
         for (int j = 0; j < prefixLength; j++)
         {
-            s[j] = TensorPrimitives.Dot(q, keys.Slice(j * kvStride + kvOffset, headSize)) * scale;
+            s[j] = Dot(q, keys.Slice(j * kvStride + kvOffset, headSize)) * scale;
         }
         for (int e = 0; e < path.Length; e++)
         {
-            s[prefixLength + e] = TensorPrimitives.Dot(q, keys.Slice(path[e] * kvStride + kvOffset, headSize)) * scale;
+            s[prefixLength + e] = Dot(q, keys.Slice(path[e] * kvStride + kvOffset, headSize)) * scale;
         }
         TensorPrimitives.SoftMax(s, s);
         o.Clear();
         for (int j = 0; j < prefixLength; j++)
         {
-            TensorPrimitives.MultiplyAdd(values.Slice(j * kvStride + kvOffset, headSize), s[j], o, o);
+            AddScaled(values.Slice(j * kvStride + kvOffset, headSize), s[j], o);
         }
         for (int e = 0; e < path.Length; e++)
         {
-            TensorPrimitives.MultiplyAdd(values.Slice(path[e] * kvStride + kvOffset, headSize), s[prefixLength + e], o, o);
+            AddScaled(values.Slice(path[e] * kvStride + kvOffset, headSize), s[prefixLength + e], o);
         }
     }
 
