@@ -14,7 +14,9 @@ namespace EdgeSlm.EdgeModule.Inference;
 /// <param name="Model">GGUF model file; null or empty: the bundled MiniLM, converted once into the cache.</param>
 /// <param name="Intents">Intents file or folder; null or empty: the built-in sample intents.</param>
 /// <param name="CacheDirectory">Converted models and trained heads; null or empty: <see cref="ModelCache.Directory"/>.</param>
-public sealed record RuntimeSettings(string? Model, string? Intents, int Threads, int MaxTokens, string? CacheDirectory, IntentEngineSettings Engine);
+/// <param name="Threads">Threads of the encoder's worker pool (the most any pass uses).</param>
+/// <param name="EncoderThreads">Threads of every inference pass; null: measured at start per input length (<see cref="EncoderThreadPlan.Measure"/>).</param>
+public sealed record RuntimeSettings(string? Model, string? Intents, int Threads, int MaxTokens, string? CacheDirectory, IntentEngineSettings Engine, int? EncoderThreads = null);
 
 /// <summary>
 /// The model and the current intent engine. Inference runs on one worker with its own encoder buffers; training
@@ -84,6 +86,7 @@ public sealed class IntentRuntime : IDisposable
                 throw new SettingsException($"MaxTokens: {settings.MaxTokens} is more than the model's context of {model.Config.ContextLength} tokens");
             }
             features = new SentenceFeatures(models, settings.Threads, settings.MaxTokens);
+            ChooseThreads(features, settings, logger);
             IntentDefinitions definitions = LoadDefinitions(settings.Intents);
             IntentEngineSettings engineSettings = settings.Engine;
             IntentEngine engine = IntentEngine.Train(features, definitions, engineSettings, cache);
@@ -118,6 +121,29 @@ public sealed class IntentRuntime : IDisposable
             return null;
         }
         return $"{ModelFile} now holds a valid model ({candidate.Name}); the module keeps {current.Name} until it restarts";
+    }
+
+    /// <summary>Each model's inference threads per input length, e.g. <c>1 thread below 24 tokens, 2 from 24 (measured)</c>.</summary>
+    public string ThreadsDescription => string.Join(" + ", Features.ThreadPlans.Select(p => p.ToString()));
+
+    // A pass of one short utterance can be faster on one thread than split (docs/performance.md): unless a setting
+    // fixes the count, the encoder is timed here, on this machine, and each pass takes the count that was fastest
+    // for its length. Training keeps all threads: its batches are long enough to split well.
+    private static void ChooseThreads(SentenceFeatures features, RuntimeSettings settings, ILogger logger)
+    {
+        if (settings.EncoderThreads is int threads)
+        {
+            features.FixThreads(threads);
+            logger.LogInformation("Encoder threads: {Plan} (EncoderThreads setting)", string.Join(" + ", features.ThreadPlans));
+            return;
+        }
+        var clock = Stopwatch.StartNew();
+        IReadOnlyList<EncoderThreadPlan> plans = features.MeasureThreadPlans();
+        foreach (EncoderThreadPlan plan in plans)
+        {
+            logger.LogInformation("Encoder threads: {Plan}, chosen in {Milliseconds} ms from median pass times {Timings}",
+                plan, clock.ElapsedMilliseconds, plan.IsMeasured ? plan.DescribeTimings() : "(one thread: nothing to measure)");
+        }
     }
 
     public static IntentDefinitions LoadDefinitions(string? path) =>
