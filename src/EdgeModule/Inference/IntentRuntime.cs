@@ -86,11 +86,11 @@ public sealed class IntentRuntime : IDisposable
                 throw new SettingsException($"MaxTokens: {settings.MaxTokens} is more than the model's context of {model.Config.ContextLength} tokens");
             }
             features = new SentenceFeatures(models, settings.Threads, settings.MaxTokens);
-            ChooseThreads(features, settings, logger);
             IntentDefinitions definitions = LoadDefinitions(settings.Intents);
             IntentEngineSettings engineSettings = settings.Engine;
             IntentEngine engine = IntentEngine.Train(features, definitions, engineSettings, cache);
             Log(logger, engine);
+            ChooseThreads(features, settings, logger);
             return new IntentRuntime(models, features, engine, engineSettings, cache, settings, warning, logger);
         }
         catch
@@ -127,8 +127,9 @@ public sealed class IntentRuntime : IDisposable
     public string ThreadsDescription => string.Join(" + ", Features.ThreadPlans.Select(p => p.ToString()));
 
     // A pass of one short utterance can be faster on one thread than split (docs/performance.md): unless a setting
-    // fixes the count, the encoder is timed here, on this machine, and each pass takes the count that was fastest
-    // for its length. Training keeps all threads: its batches are long enough to split well.
+    // fixes the count, the encoder is timed here, on this machine, and each inference pass takes the count that was
+    // fastest for its length. Training (before this, and retraining on features of its own) keeps all threads: its
+    // batches of 32 sentences are longer than any length timed here.
     private static void ChooseThreads(SentenceFeatures features, RuntimeSettings settings, ILogger logger)
     {
         if (settings.EncoderThreads is int threads)
