@@ -13,12 +13,12 @@ public readonly record struct ThreadStep(int FromTokens, int Threads);
 /// How many threads an encoder pass uses, by the tokens in it. A pass of one short utterance is a few hundred
 /// microseconds of small products, and waking a second thread for each of its 36 products can cost more than it
 /// saves; a training batch of hundreds of tokens splits well. <see cref="Measure"/> times the encoder on this
-/// machine and <see cref="Choose"/> keeps, per length, the fewest threads within reach of the fastest.
+/// machine and <see cref="Choose"/> keeps, per length, the fewest threads that more threads do not clearly beat.
 /// </summary>
 public sealed class EncoderThreadPlan
 {
     /// <summary>
-    /// More threads are chosen only when they take at most this fraction less time than fewer: a smaller gain is
+    /// More threads are chosen only when they take at least this fraction less time than fewer: a smaller gain is
     /// within the run-to-run spread of such timings and not worth keeping another core busy for.
     /// </summary>
     public const double RequiredGain = 0.05;
