@@ -15,7 +15,7 @@ internal static class Program
     private const string Usage =
         """
         usage: EdgeSlm.Benchmarks kernels [--threads 1,2] [--shapes 384x384,...] [--quick] [--out FILE] [--ggml avx512|avx2|avx|noavx]
-               EdgeSlm.Benchmarks embed [--threads 1,2] [--quick] [--out FILE] [--model FILE.gguf]
+               EdgeSlm.Benchmarks embed [--threads 1,2] [--quick] [--out FILE] [--model FILE.gguf] [--engines edgeslm,edgeslm-chosen,onnxruntime,llama.cpp]
                EdgeSlm.Benchmarks embed-stages [--threads 1] [--rounds 20] [--tokens 9-12] [--model FILE.gguf]
                EdgeSlm.Benchmarks kernel-ab   (two kernels interleaved in one process, set by environment:
                                                 KERNEL_AB_KERNELS=avx2,avx512, KERNEL_AB_TENSORS, KERNEL_AB_TOKENS,
@@ -36,7 +36,8 @@ internal static class Program
                          then the highest steady rate it keeps up with (10 s trials) held for --sustain-seconds (0: skip)
 
           embed          sentence-embedding latency (batch 1), load time and peak RSS: EdgeSlm on its q4_0 GGUF,
-                         ONNX Runtime fp32 on the bundled ONNX, llama.cpp on the same GGUF, each in its own process
+                         ONNX Runtime fp32 on the bundled ONNX, llama.cpp on the same GGUF, each in its own process;
+                         edgeslm-chosen: EdgeSlm with the threads per input length it measures at load, as the module
           --model        the GGUF for EdgeSlm and llama.cpp (default: the bundled MiniLM converted to q4_0)
 
           embed-stages   EdgeSlm's forward pass timed stage by stage (embeddings, quantization, each projection,
@@ -189,7 +190,7 @@ internal static class Program
     {
         IReadOnlyList<int> threads = [1, 2];
         bool quick = false;
-        string? output = null, model = null, engine = null;
+        string? output = null, model = null, engine = null, engines = null;
         for (int i = 1; i < args.Length; i++)
         {
             switch (args[i])
@@ -201,12 +202,13 @@ internal static class Program
                 case "--out" when i + 1 < args.Length: output = args[++i]; break;
                 case "--model" when i + 1 < args.Length: model = args[++i]; break;
                 case "--engine" when i + 1 < args.Length: engine = args[++i]; break;
+                case "--engines" when i + 1 < args.Length: engines = args[++i]; break;
                 default: return Fail($"unknown or incomplete option '{args[i]}'");
             }
         }
         return args[0] == "embed-worker"
             ? Embed.EmbedBenchmark.Worker(engine ?? "edgeslm", threads[0], quick, model ?? throw new ArgumentException("--model is required"))
-            : Embed.EmbedBenchmark.Run(threads, quick, output, model);
+            : Embed.EmbedBenchmark.Run(threads, quick, output, model, engines ?? Embed.EmbedBenchmark.Engines);
     }
 
     private static int[]? ParseThreads(string text)

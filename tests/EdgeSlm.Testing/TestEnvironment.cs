@@ -39,6 +39,16 @@ public static class TestEnvironment
         return result;
     }
 
+    /// <summary>Set by .ci/run for the emulated boards: at most this many prompt and generated tokens per decoder test.</summary>
+    public const string DecoderTokensVariable = "EDGESLM_DECODER_TEST_TOKENS";
+
+    /// <summary>
+    /// <paramref name="tokens"/>, or fewer when <see cref="DecoderTokensVariable"/> says so: under qemu each token
+    /// of the tiny decoders costs hundreds of milliseconds (their 50k-row output matrix, float work in soft float).
+    /// </summary>
+    public static int DecoderTokens(int tokens) =>
+        int.TryParse(Environment.GetEnvironmentVariable(DecoderTokensVariable), out int cap) && cap >= 1 ? Math.Min(tokens, cap) : tokens;
+
     private static string FindRepositoryRoot()
     {
         for (DirectoryInfo? directory = new(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)

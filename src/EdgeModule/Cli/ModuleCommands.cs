@@ -18,7 +18,7 @@ namespace EdgeSlm.EdgeModule.Cli;
 internal static class ModuleCommands
 {
     // Flags of run besides --config; any other setting is --Section:Key VALUE.
-    private static readonly string[] TopLevelSettings = ["SiteId", "Model", "Intents", "Profiles", "Threads", "Threshold", "MaxPayloadBytes", "QueueCapacity", "MaxBatch", "MaxTokens", "MaxIntents", "MaxExamples", "ExamplesPerTemplate", "CacheDirectory"];
+    private static readonly string[] TopLevelSettings = ["SiteId", "Model", "Intents", "Profiles", "Threads", "EncoderThreads", "Threshold", "MaxPayloadBytes", "QueueCapacity", "MaxBatch", "MaxTokens", "MaxIntents", "MaxExamples", "ExamplesPerTemplate", "CacheDirectory"];
 
     public static int Run(Arguments args, TextWriter error)
     {

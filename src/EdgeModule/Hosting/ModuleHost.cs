@@ -25,6 +25,7 @@ public static class ModuleHost
         ["model"] = "Model",
         ["site"] = "SiteId",
         ["threads"] = "Threads",
+        ["encoder-threads"] = "EncoderThreads",
         ["threshold"] = "Threshold",
         ["cache"] = "CacheDirectory",
     };

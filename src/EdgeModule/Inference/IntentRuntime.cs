@@ -17,8 +17,10 @@ namespace EdgeSlm.EdgeModule.Inference;
 /// <param name="Model">GGUF model file; null or empty: the bundled MiniLM, converted once into the cache.</param>
 /// <param name="Intents">Intents file or folder; null or empty: the built-in sample intents.</param>
 /// <param name="CacheDirectory">Converted models and trained heads; null or empty: <see cref="ModelCache.Directory"/>.</param>
+/// <param name="Threads">Threads of the encoder's worker pool (the most any pass uses).</param>
+/// <param name="EncoderThreads">Threads of every inference pass; null: measured at start per input length (<see cref="EncoderThreadPlan.Measure"/>).</param>
 /// <param name="Slm">The generative language model behind the classifier; null: none.</param>
-public sealed record RuntimeSettings(string? Model, string? Intents, int Threads, int MaxTokens, string? CacheDirectory, IntentEngineSettings Engine, SlmSettings? Slm = null);
+public sealed record RuntimeSettings(string? Model, string? Intents, int Threads, int MaxTokens, string? CacheDirectory, IntentEngineSettings Engine, int? EncoderThreads = null, SlmSettings? Slm = null);
 
 /// <summary>
 /// The model and the current intent engine. Inference runs on one worker with its own encoder buffers; training
@@ -130,6 +132,7 @@ public sealed class IntentRuntime : IDisposable
             IntentEngineSettings engineSettings = settings.Engine;
             IntentEngine engine = mode == SlmMode.Only ? IntentEngine.Untrained(definitions) : IntentEngine.Train(features, definitions, engineSettings, cache);
             Log(logger, engine);
+            ChooseThreads(features, settings, logger);
             SlmRecognizer? recognizer = slm is null ? null : BuildRecognizer(slm, definitions, logger, ref slmError);
             return new IntentRuntime(models, features, new Pipeline(engine, recognizer), engineSettings, cache, settings, warning, slm, mode, slmError, logger);
         }
@@ -162,6 +165,30 @@ public sealed class IntentRuntime : IDisposable
             return null;
         }
         return $"{ModelFile} now holds a valid model ({candidate.Name}); the module keeps {current.Name} until it restarts";
+    }
+
+    /// <summary>Each model's inference threads per input length, e.g. <c>1 thread below 24 tokens, 2 from 24 (measured)</c>.</summary>
+    public string ThreadsDescription => string.Join(" + ", Features.ThreadPlans.Select(p => p.ToString()));
+
+    // A pass of one short utterance can be faster on one thread than split (docs/performance.md): unless a setting
+    // fixes the count, the encoder is timed here, on this machine, and each inference pass takes the count that was
+    // fastest for its length. Training (before this, and retraining on features of its own) keeps all threads: its
+    // batches of 32 sentences are longer than any length timed here.
+    private static void ChooseThreads(SentenceFeatures features, RuntimeSettings settings, ILogger logger)
+    {
+        if (settings.EncoderThreads is int threads)
+        {
+            features.FixThreads(threads);
+            logger.LogInformation("Encoder threads: {Plan} (EncoderThreads setting)", string.Join(" + ", features.ThreadPlans));
+            return;
+        }
+        var clock = Stopwatch.StartNew();
+        IReadOnlyList<EncoderThreadPlan> plans = features.MeasureThreadPlans();
+        foreach (EncoderThreadPlan plan in plans)
+        {
+            logger.LogInformation("Encoder threads: {Plan}, chosen in {Milliseconds} ms from median pass times {Timings}",
+                plan, clock.ElapsedMilliseconds, plan.IsMeasured ? plan.DescribeTimings() : "(one thread: nothing to measure)");
+        }
     }
 
     public static IntentDefinitions LoadDefinitions(string? path) =>

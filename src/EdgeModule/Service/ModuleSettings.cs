@@ -30,6 +30,12 @@ public sealed class ModuleSettings
     /// <summary>Inference threads (the thermal governor may lower them while the CPU is hot).</summary>
     public int Threads { get; set; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
 
+    /// <summary>
+    /// Threads of every encoder pass, 1 to <see cref="Threads"/>; empty: measured at start per input length (one
+    /// thread where splitting a short utterance does not pay), see <c>model/status</c> and the log.
+    /// </summary>
+    public int? EncoderThreads { get; set; }
+
     /// <summary>Fixed "not recognized" confidence (0..1); empty: calibrated on held-out examples when training.</summary>
     public double? Threshold { get; set; }
 
@@ -73,7 +79,8 @@ public sealed class ModuleSettings
 
     /// <summary>What the runtime loads and how it trains.</summary>
     public RuntimeSettings Runtime() => new(Model, Intents, Threads, MaxTokens, CacheDirectory,
-        new IntentEngineSettings(Threshold: Threshold, ExamplesPerTemplate: ExamplesPerTemplate, MaxIntents: MaxIntents, MaxExamples: MaxExamples), Slm);
+        new IntentEngineSettings(Threshold: Threshold, ExamplesPerTemplate: ExamplesPerTemplate, MaxIntents: MaxIntents, MaxExamples: MaxExamples),
+        EncoderThreads, Slm);
 
     /// <summary>What the Azure module needs, when the <c>Azure</c> section is configured.</summary>
     public AzureModuleSettings AzureModule() => new(Azure, Mqtt, SiteId, Threshold, Intents);
@@ -114,6 +121,10 @@ public sealed class ModuleSettings
             errors.Add(e.Message);
         }
         if (Threads is < 1 or > 64) errors.Add($"Threads: {Threads} is not between 1 and 64");
+        if (EncoderThreads is int encoderThreads && (encoderThreads < 1 || encoderThreads > Threads))
+        {
+            errors.Add($"EncoderThreads: {encoderThreads} is not between 1 and Threads ({Threads})");
+        }
         if (Threshold is < 0 or > 1) errors.Add($"Threshold: {Threshold} is not between 0 and 1");
         if (MaxPayloadBytes is < 16 or > 1024 * 1024) errors.Add($"MaxPayloadBytes: {MaxPayloadBytes} is not between 16 and 1048576");
         if (QueueCapacity is < 1 or > 100_000) errors.Add($"QueueCapacity: {QueueCapacity} is not between 1 and 100000");

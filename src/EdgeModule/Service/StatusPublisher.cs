@@ -28,6 +28,7 @@ public sealed class StatusPublisher(ModuleTopics topics, HomeAssistantSettings h
         {
             w.WriteString("status", status);
             w.WriteString("model", runtime.ModelDescription);
+            w.WriteString("threads", runtime.ThreadsDescription);
             if (runtime.ModelFile is not null) w.WriteString("file", runtime.ModelFile);
             if (runtime.ModelWarning is not null) w.WriteBoolean("convertedInMemory", true);
             if (message is not null) w.WriteString(status == "error" ? "error" : "message", message);

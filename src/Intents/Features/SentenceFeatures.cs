@@ -98,6 +98,28 @@ public sealed class SentenceFeatures : IDisposable
         }
     }
 
+    /// <summary>Each model's threads per pass by its token count, in model order (by default all threads for every pass).</summary>
+    public IReadOnlyList<EncoderThreadPlan> ThreadPlans => _encoders.Select(e => e.ThreadPlan).ToArray();
+
+    /// <summary>Times each model's encoder on this machine and keeps the plan <see cref="EncoderThreadPlan.Measure"/> chooses for it.</summary>
+    public IReadOnlyList<EncoderThreadPlan> MeasureThreadPlans()
+    {
+        foreach (BertEncoder encoder in _encoders)
+        {
+            encoder.ThreadPlan = EncoderThreadPlan.Measure(encoder);
+        }
+        return ThreadPlans;
+    }
+
+    /// <summary>The same <paramref name="threads"/> (at most each encoder's) for every pass of every model.</summary>
+    public void FixThreads(int threads)
+    {
+        foreach (BertEncoder encoder in _encoders)
+        {
+            encoder.ThreadPlan = EncoderThreadPlan.Fixed(Math.Clamp(threads, 1, encoder.Threads));
+        }
+    }
+
     /// <summary>Embeds <paramref name="texts"/> into <paramref name="features"/> (texts × <see cref="Dimension"/>).</summary>
     public void Embed(IReadOnlyList<string> texts, Span<float> features) => Embed(texts, features, []);
 

@@ -271,7 +271,7 @@ public sealed unsafe class ParallelGroupedQueryAttention
             _output = o;
             (_keyCount, _firstLength, _tokens, _heads, _kvHeads, _headSize, _scale) = (Math.Min(keys.Length, values.Length), firstLength, tokens, heads, kvHeads, headSize, scale);
             _chunks = Math.Min(tokens * heads, MaxChunks);
-            int threads = _threads.ActiveThreads;
+            int threads = _threads.ThreadsNow;
             if (threads == 1 || _chunks == 1)
             {
                 for (int c = 0; c < _chunks; c++) RunChunk(c);

@@ -69,7 +69,7 @@ public sealed unsafe class DenseMatMul
             _tokens = tokens;
             _y = yp;
             int chunks = (rows + RowsPerChunk - 1) / RowsPerChunk;
-            int threads = _threads.ActiveThreads;
+            int threads = _threads.ThreadsNow;
             if (threads == 1 || chunks == 1)
             {
                 Rows(type, weights, columns, xp, tokens, yp, rows, 0, rows);

@@ -69,6 +69,21 @@ public sealed unsafe class QuantMatMul : IDisposable
         set => _activeThreads = Math.Clamp(value, 1, _pool.Threads);
     }
 
+    private int _passThreads;
+
+    /// <summary>
+    /// A further cap the owner sets before a forward pass, for an input too small for a split to pay (1), or
+    /// <see cref="Threads"/> for none (the default). Unlike <see cref="ActiveThreads"/> only the owning thread sets it.
+    /// </summary>
+    public int PassThreads
+    {
+        get => _passThreads == 0 ? _pool.Threads : _passThreads;
+        set => _passThreads = Math.Clamp(value, 1, _pool.Threads);
+    }
+
+    /// <summary>Threads the next product splits over: the smaller of <see cref="ActiveThreads"/> and <see cref="PassThreads"/>.</summary>
+    internal int ThreadsNow => Math.Min(ActiveThreads, PassThreads);
+
     /// <summary>y[t, r] = Σ_k W[r, k] · x[t, k]: quantizes x, then multiplies.</summary>
     /// <param name="weights">W, rows × k.</param>
     /// <param name="activations">x, tokens × k, row-major.</param>
@@ -134,7 +149,7 @@ public sealed unsafe class QuantMatMul : IDisposable
             };
             _rowTiles = (weights.Rows + _tileRows - 1) / _tileRows;
             _kernel = weights.Type == QuantType.Q4_0 ? _q4_0 : _q8_0;
-            int threads = ActiveThreads;
+            int threads = ThreadsNow;
             _chunks = Math.Min(_rowTiles, threads * ChunksPerThread);
             if (threads == 1 || _chunks == 1)
             {

@@ -52,6 +52,21 @@ public sealed partial class BertEncoder : IDisposable
     }
 
     /// <summary>
+    /// Threads per pass by its token count (at most <see cref="ActiveThreads"/>); by default all of them. Set by
+    /// the owning thread, between passes.
+    /// </summary>
+    public EncoderThreadPlan ThreadPlan
+    {
+        get => _threadPlan ??= EncoderThreadPlan.Fixed(Threads);
+        set => _threadPlan = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    private EncoderThreadPlan? _threadPlan;
+
+    /// <summary>Threads the products of the last pass were split over (its plan's count, capped by <see cref="ActiveThreads"/>).</summary>
+    public int ThreadsOfLastPass { get; private set; }
+
+    /// <summary>
     /// Embeds a batch: <paramref name="tokens"/> holds each sentence's ids ([CLS] ... [SEP]) one after another,
     /// <paramref name="lengths"/> their lengths; <paramref name="embeddings"/> receives one pooled, L2-normalised
     /// vector of <see cref="BertConfig.HiddenSize"/> floats per sentence.
@@ -84,6 +99,8 @@ public sealed partial class BertEncoder : IDisposable
             throw new ArgumentException($"{total} tokens need {total * _config.HiddenSize} floats of token states, not {tokenStates.Length}", nameof(tokenStates));
         }
         _state.EnsureCapacity(total);
+        _matMul.PassThreads = _threadPlan?.ThreadsFor(total) ?? Threads;
+        ThreadsOfLastPass = Math.Min(_matMul.PassThreads, _matMul.ActiveThreads);
         StartStages();
 
         Embed(tokens, lengths);

@@ -11,25 +11,31 @@ using EdgeSlm.Models.Tokenizers;
 namespace EdgeSlm.Benchmarks.Embed;
 
 /// <summary>What one engine measured in its own process.</summary>
-internal sealed record EmbedResult(string Engine, int Threads, double LoadMs, double MedianMs, double P99Ms, double MeanMs, double PeakRssMiB, int Utterances, double MeanTokens);
+/// <param name="ThreadPlan">EdgeSlm's threads per input length, when it chose them (<c>edgeslm-chosen</c>).</param>
+internal sealed record EmbedResult(string Engine, int Threads, double LoadMs, double MedianMs, double P99Ms, double MeanMs, double PeakRssMiB, int Utterances, double MeanTokens, string? ThreadPlan = null);
 
 /// <summary>
 /// Single-utterance embedding latency (batch 1) of EdgeSlm on its q4_0 GGUF, ONNX Runtime fp32 on the same ONNX
 /// file and llama.cpp on the same GGUF, at each thread count. Each engine runs in a child process of its own, so
-/// its load time and peak RSS are its own; the parent prints one table with the ratios.
+/// its load time and peak RSS are its own; the parent prints one table with the ratios. <c>edgeslm-chosen</c> is
+/// EdgeSlm as the module runs it: a pool of that many threads, and per pass the count its start-up measurement
+/// chose for the pass's length (<see cref="EncoderThreadPlan.Measure"/>, in its load time).
 /// </summary>
 internal static class EmbedBenchmark
 {
-    public const string Engines = "edgeslm,onnxruntime,llama.cpp";
+    public const string Engines = "edgeslm,edgeslm-chosen,onnxruntime,llama.cpp";
 
-    public static int Run(IReadOnlyList<int> threads, bool quick, string? output, string? modelPath)
+    public static int Run(IReadOnlyList<int> threads, bool quick, string? output, string? modelPath, string engines = Engines)
     {
         modelPath ??= ConvertDefaultModel();
         var results = new List<EmbedResult>();
+        int expected = 0;
         foreach (int count in threads)
         {
-            foreach (string engine in Engines.Split(','))
+            // With one thread there is nothing to choose.
+            foreach (string engine in engines.Split(',').Where(e => count > 1 || e != "edgeslm-chosen"))
             {
+                expected++;
                 EmbedResult? result = RunChild(engine, count, quick, modelPath);
                 if (result is not null)
                 {
@@ -44,7 +50,7 @@ internal static class EmbedBenchmark
         {
             File.WriteAllText(output, table);
         }
-        return results.Count == threads.Count * 3 ? 0 : 1;
+        return results.Count == expected ? 0 : 1;
     }
 
     /// <summary>The child side: load, warm up, time each utterance, report one JSON line.</summary>
@@ -54,7 +60,8 @@ internal static class EmbedBenchmark
         var clock = Stopwatch.StartNew();
         using IEmbedder embedder = engine switch
         {
-            "edgeslm" => new EdgeSlmEmbedder(modelPath, threads),
+            "edgeslm" => new EdgeSlmEmbedder(modelPath, threads, choose: false),
+            "edgeslm-chosen" => new EdgeSlmEmbedder(modelPath, threads, choose: true),
             "onnxruntime" => new OnnxRuntimeEmbedder(threads),
             "llama.cpp" => new LlamaCppEmbedder(modelPath, threads),
             _ => throw new ArgumentException($"unknown engine {engine}"),
@@ -78,7 +85,7 @@ internal static class EmbedBenchmark
         }
         times.Sort();
         var result = new EmbedResult(engine, threads, loadMs, times[times.Count / 2], times[(int)(times.Count * 0.99)], times.Average(),
-            PeakRssMiB(), sentences.Length, sentences.Average(s => embedder.TokenCount(s)));
+            PeakRssMiB(), sentences.Length, sentences.Average(s => embedder.TokenCount(s)), (embedder as EdgeSlmEmbedder)?.ChosenPlan);
         Console.WriteLine(JsonSerializer.Serialize(result, EmbedJson.Default.EmbedResult));
         return 0;
     }
@@ -123,6 +130,10 @@ internal static class EmbedBenchmark
             string ratio = ours is null ? "-" : $"{r.MedianMs / ours.MedianMs:F2}x";
             text.AppendLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {r.Engine} | {r.Threads} | {r.LoadMs:F1} | {r.MedianMs:F3} | {r.P99Ms:F3} | {r.MeanMs:F3} | {r.PeakRssMiB:F1} | {ratio} |"));
+        }
+        foreach (EmbedResult r in results.Where(r => r.ThreadPlan is not null))
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"edgeslm-chosen, pool of {r.Threads}: {r.ThreadPlan}");
         }
         return text.ToString();
     }

@@ -24,13 +24,23 @@ internal sealed class EdgeSlmEmbedder : IEmbedder
     private readonly float[] _embedding;
     private readonly int[] _length = new int[1];
 
-    public EdgeSlmEmbedder(string modelPath, int threads)
+    /// <param name="choose">Measure and keep the threads per input length, as the module does at start; false: every pass on all threads.</param>
+    public EdgeSlmEmbedder(string modelPath, int threads, bool choose)
     {
         _model = BertModel.Load(modelPath);
         _tokenizer = new WordPieceTokenizer(_model.Vocabulary, _model.Config.ContextLength);
         _encoder = new BertEncoder(_model, threads);
         _embedding = new float[_model.Config.HiddenSize];
+        if (choose)
+        {
+            EncoderThreadPlan plan = EncoderThreadPlan.Measure(_encoder);
+            _encoder.ThreadPlan = plan;
+            ChosenPlan = $"{plan}; medians {plan.DescribeTimings()}";
+        }
     }
+
+    /// <summary>The plan chosen at load and the timings it came from; null when not choosing.</summary>
+    public string? ChosenPlan { get; }
 
     public void Embed(string text)
     {

@@ -120,9 +120,12 @@ public sealed class FaultTests(ConvertedModels models)
         {
             using var broker = Mosquitto.Start();
             await using var client = await TestClient.ConnectAsync(broker.Port, "edgeslm/cm/#");
-            await using var module = await InProcessModule.StartAsync(models, broker.Url, new Dictionary<string, string?> { ["SiteId"] = "cm", ["Model"] = model });
+            await using var module = await InProcessModule.StartAsync(models, broker.Url, new Dictionary<string, string?> { ["SiteId"] = "cm", ["Model"] = model, ["Threads"] = "2" });
             Received ready = await client.WaitForAsync(m => m.Topic == "edgeslm/cm/model/status", Wait, "model status");
             Assert.Equal("ready", ready.Json.GetProperty("status").GetString());
+            // Two threads and no EncoderThreads: the count per input length was measured at start (which count won
+            // depends on this machine; EncoderThreadPlanTests test the choice).
+            Assert.EndsWith("(measured)", ready.Json.GetProperty("threads").GetString());
             await AssertAnsweredAsync(client, "c-1");
 
             // Overwritten in place (same inode, cut short): a mapping of it would now fault past the new end.
@@ -205,10 +208,13 @@ public sealed class FaultTests(ConvertedModels models)
                 ["SiteId"] = "ro",
                 ["Model"] = "",
                 ["CacheDirectory"] = Path.Combine(blocker, "cache"),
+                ["Threads"] = "2",
+                ["EncoderThreads"] = "1",
             });
             Received status = await client.WaitForAsync(m => m.Topic == "edgeslm/ro/model/status", Wait, "model status");
             Assert.Equal("ready", status.Json.GetProperty("status").GetString());
             Assert.True(status.Json.GetProperty("convertedInMemory").GetBoolean());
+            Assert.Equal("1 thread for every input", status.Json.GetProperty("threads").GetString());
             Assert.Contains("converted in memory", status.Json.GetProperty("message").GetString());
             await client.PublishAsync("edgeslm/ro/transcript", AnswerTally.Request("ro-1", "turn off the bedroom lights"));
             Received answer = await client.WaitForAsync(m => m.Topic == "edgeslm/ro/intent", Wait, "answer");

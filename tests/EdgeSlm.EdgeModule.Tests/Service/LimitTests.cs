@@ -114,6 +114,8 @@ public sealed class LimitTests(ConvertedModels models)
         Assert.Contains(errors, e => e.StartsWith("MaxIntents: 0 ", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("MaxExamples: 0 ", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.StartsWith("ExamplesPerTemplate: 0 ", StringComparison.Ordinal));
+        Assert.Contains(new ModuleSettings { Threads = 2, EncoderThreads = 3 }.Validate(), e => e.StartsWith("EncoderThreads: 3 is not between 1 and Threads (2)", StringComparison.Ordinal));
+        Assert.Empty(new ModuleSettings { Threads = 2, EncoderThreads = 2 }.Validate());
         Assert.Equal((128, 1000, 50_000, 20), (new ModuleSettings().MaxTokens, new ModuleSettings().MaxIntents, new ModuleSettings().MaxExamples, new ModuleSettings().ExamplesPerTemplate));
     }
 

@@ -16,8 +16,8 @@ namespace EdgeSlm.Models.Tests.Llama;
 /// </summary>
 public sealed class LlamaCppDecoderParityTests(ITestOutputHelper output)
 {
-    private const int PromptLength = 64;
-    private const int Generated = 64;
+    private static readonly int PromptLength = TestEnvironment.DecoderTokens(64);
+    private static readonly int Generated = TestEnvironment.DecoderTokens(64);
 
     static LlamaCppDecoderParityTests()
     {
