@@ -85,7 +85,9 @@ public static class BinarySeeds
             vocabulary.Add(("tokenizer.ggml.bos_token_id", GgufValue.Of((uint)tokens.Length - 1)));
             vocabulary.Add(("tokenizer.ggml.eos_token_id", GgufValue.Of((uint)tokens.Length - 1)));
         }
-        const int dim = 32, ffn = 32, kv = 16;
+        const int dim = 32, kv = 16;
+        // The SentencePiece vocabulary's texts and scores are bigger: a narrower feed-forward keeps the seed under 64 KiB.
+        int ffn = sentencePiece ? 16 : 32;
         var writer = new GgufWriter()
             .Add("general.architecture", GgufValue.Of(architecture))
             .Add($"{architecture}.context_length", GgufValue.Of(64u))

@@ -260,6 +260,13 @@ public sealed unsafe class ParallelGroupedQueryAttention
             }
             return;
         }
+        RunPairs(queries, keys, values, firstLength, tokens, heads, kvHeads, headSize, scale, output);
+    }
+
+    /// <summary>The (token, head) pairs in chunks, on the pool when it has more than one thread.</summary>
+    private void RunPairs(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int firstLength, int tokens,
+        int heads, int kvHeads, int headSize, float scale, Span<float> output)
+    {
         fixed (float* q = queries)
         fixed (float* k = keys)
         fixed (float* v = values)
@@ -344,28 +351,7 @@ public sealed unsafe class ParallelGroupedQueryAttention
         _pathPositions = pathPositions;
         try
         {
-            fixed (float* q = queries)
-            fixed (float* k = keys)
-            fixed (float* v = values)
-            fixed (float* o = output)
-            {
-                _queries = q;
-                _keys = k;
-                _values = v;
-                _output = o;
-                (_keyCount, _firstLength, _tokens, _heads, _kvHeads, _headSize, _scale) = (Math.Min(keys.Length, values.Length), prefixLength, tokens, heads, kvHeads, headSize, scale);
-                _chunks = Math.Min(tokens * heads, MaxChunks);
-                int threads = _threads.ActiveThreads;
-                if (threads == 1 || _chunks == 1)
-                {
-                    for (int c = 0; c < _chunks; c++) RunChunk(c);
-                }
-                else
-                {
-                    _threads.Pool.Run(_runChunk, _chunks, threads);
-                }
-                _queries = _keys = _values = _output = null;
-            }
+            RunPairs(queries, keys, values, prefixLength, tokens, heads, kvHeads, headSize, scale, output);
         }
         finally
         {
