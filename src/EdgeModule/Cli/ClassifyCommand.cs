@@ -70,8 +70,7 @@ internal static class ClassifyCommand
             IntentResult[] results = engine.Classify(features, [text]);
             if (recognizer is not null)
             {
-                using var budget = new CancellationTokenSource(TimeSpan.FromMilliseconds(slm.BudgetMilliseconds));
-                if (SlmFallback.Apply(results, [text], null, recognizer, budget.Token) > 0)
+                if (SlmFallback.Apply(results, [text], null, recognizer, SlmDeadline.After(TimeSpan.FromMilliseconds(slm.BudgetMilliseconds))) > 0)
                 {
                     error.WriteLine($"classify: the language model ran out of its {slm.BudgetMilliseconds} ms for '{text}'; the classifier's answer stands");
                 }

@@ -249,8 +249,8 @@ public sealed class IntentRuntime : IDisposable
             {
                 return results;
             }
-            using var budget = new CancellationTokenSource(TimeSpan.FromMilliseconds(_slm.Settings.BudgetMilliseconds));
-            Interlocked.Add(ref _slmTimeouts, SlmFallback.Apply(results, texts, intentFilters, pipeline.Slm, budget.Token));
+            SlmDeadline budget = SlmDeadline.After(TimeSpan.FromMilliseconds(_slm.Settings.BudgetMilliseconds));
+            Interlocked.Add(ref _slmTimeouts, SlmFallback.Apply(results, texts, intentFilters, pipeline.Slm, budget));
             return results;
         }
     }

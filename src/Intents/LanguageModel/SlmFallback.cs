@@ -7,11 +7,11 @@ public static class SlmFallback
 {
     /// <summary>
     /// Replaces each unrecognised classifier answer in <paramref name="results"/> with the model's (source
-    /// <see cref="IntentSource.Slm"/>), until <paramref name="budget"/> is cancelled: from then on the classifier's
+    /// <see cref="IntentSource.Slm"/>), until <paramref name="budget"/> has passed: from then on the classifier's
     /// answers stand. Template answers are never replaced. Returns how many utterances the budget left to the classifier.
     /// </summary>
     public static int Apply(IntentResult[] results, IReadOnlyList<string> texts, IReadOnlyList<IReadOnlyCollection<string>?>? intentFilters,
-        SlmRecognizer recognizer, CancellationToken budget)
+        SlmRecognizer recognizer, SlmDeadline budget)
     {
         ArgumentNullException.ThrowIfNull(results);
         ArgumentNullException.ThrowIfNull(texts);

@@ -155,13 +155,13 @@ public sealed class SlmRecognizer : IDisposable
 
     /// <summary>
     /// The intent of <paramref name="text"/> among those <paramref name="intentFilter"/> allows (null or empty:
-    /// all), and its slots. Gives up with <see cref="SlmAnswer.Expired"/> once <paramref name="deadline"/> is
-    /// cancelled, checked between forward passes.
+    /// all), and its slots. Gives up with <see cref="SlmAnswer.Expired"/> once <paramref name="deadline"/> has
+    /// passed, checked between forward passes.
     /// </summary>
-    public SlmAnswer Recognize(string text, IReadOnlyCollection<string>? intentFilter = null, CancellationToken deadline = default)
+    public SlmAnswer Recognize(string text, IReadOnlyCollection<string>? intentFilter = null, SlmDeadline deadline = default)
     {
         ArgumentNullException.ThrowIfNull(text);
-        if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
+        if (deadline.Passed) return SlmAnswer.Expired;
         int V = _vocabulary;
         bool truncated = StartReply(text, _rows.AsSpan(0, V));
         double requestLogSum = LogSumExp(_rows.AsSpan(0, V));
@@ -182,7 +182,7 @@ public sealed class SlmRecognizer : IDisposable
         {
             if (call.Count > 0 && call.Count + subtree.Count() > _rowCapacity)
             {
-                if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
+                if (deadline.Passed) return SlmAnswer.Expired;
                 RunTree(call, allowed, after);
                 call.Clear();
             }
@@ -190,7 +190,7 @@ public sealed class SlmRecognizer : IDisposable
         }
         if (call.Count > 0)
         {
-            if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
+            if (deadline.Passed) return SlmAnswer.Expired;
             RunTree(call, allowed, after);
         }
         var scores = new List<(Candidate Candidate, double LogP)>(allowed.Count);
@@ -215,7 +215,7 @@ public sealed class SlmRecognizer : IDisposable
         {
             return new SlmAnswer(best.Intent, confidence, [], probabilities, TimedOut: false, truncated);
         }
-        if (deadline.IsCancellationRequested) return SlmAnswer.Expired;
+        if (deadline.Passed) return SlmAnswer.Expired;
 
         // The reply so far is the chosen name and its newline; then the slots, under the grammar.
         _decoder.Truncate(start); // the tree's entries are gone: the chosen name runs again, in one batch
@@ -261,7 +261,7 @@ public sealed class SlmRecognizer : IDisposable
     /// The slots of <paramref name="text"/> for <paramref name="intent"/> (one of the definitions' intents), as
     /// <see cref="Recognize"/> generates them once that intent is chosen; null when <paramref name="deadline"/> passed first.
     /// </summary>
-    public IReadOnlyList<SlotValue>? Slots(string text, string intent, CancellationToken deadline = default)
+    public IReadOnlyList<SlotValue>? Slots(string text, string intent, SlmDeadline deadline = default)
     {
         ArgumentNullException.ThrowIfNull(text);
         Candidate candidate = _candidates.FirstOrDefault(c => c.Intent == intent && c.Intent != SlmPrompt.NoneOfThese)
@@ -300,7 +300,7 @@ public sealed class SlmRecognizer : IDisposable
         return truncated ? request[.._options.MaxUtteranceTokens] : request;
     }
 
-    private IReadOnlyList<SlotValue>? GenerateSlots(string text, string intent, IReadOnlyList<string> slots, Span<float> logits, CancellationToken deadline)
+    private IReadOnlyList<SlotValue>? GenerateSlots(string text, string intent, IReadOnlyList<string> slots, Span<float> logits, SlmDeadline deadline)
     {
         SlotExtractor extractor = _extractors[intent];
         Dictionary<string, (int Start, int End)> spans = WordSpans(text);
@@ -317,7 +317,7 @@ public sealed class SlmRecognizer : IDisposable
         var reply = new List<int>();
         for (int produced = 0; produced < _options.MaxAnswerTokens && !constraint.IsComplete;)
         {
-            if (deadline.IsCancellationRequested) return null;
+            if (deadline.Passed) return null;
             string forced = constraint.ForcedText();
             if (forced.Length > 0)
             {
