@@ -46,7 +46,6 @@ public sealed class SlmRecognizer : IDisposable
     private const int MaxSpanWords = 8;
     private const int MaxListValues = 200;
 
-    private readonly LlamaModel _model;
     private readonly DecoderTokenizer _tokenizer;
     private readonly LlamaDecoder _decoder;
     private readonly SlmOptions _options;
@@ -71,7 +70,6 @@ public sealed class SlmRecognizer : IDisposable
 
     private SlmRecognizer(LlamaModel model, DecoderTokenizer tokenizer, IntentDefinitions definitions, SlmOptions options, KernelPath? path)
     {
-        _model = model;
         _tokenizer = tokenizer;
         _options = options;
         _vocabulary = model.Config.VocabularySize;
