@@ -56,7 +56,6 @@ internal static unsafe class KernelAb
                 {
                     bool runA = aFirst == (pass == 0);
                     long ticks = 0;
-                    long start = Stopwatch.GetTimestamp();
                     for (int r = 0; r < reps; r++)
                     {
                         byte* data = matrices[(s * reps + r) % copies].Data;
@@ -66,8 +65,9 @@ internal static unsafe class KernelAb
                         {
                             // As in the encoder, other work between two products: caches hold none of the weights.
                             Evict(evict);
-                            start = Stopwatch.GetTimestamp();
                         }
+                        // Per call: started once before the loop, each rep counted every earlier one again.
+                        long start = Stopwatch.GetTimestamp();
                         if (runA) a(in argsA, 0, rows); else b(in argsB, 0, rows);
                         ticks += Stopwatch.GetTimestamp() - start;
                     }
@@ -107,6 +107,13 @@ internal static unsafe class KernelAb
     /// <summary>KERNEL_AB_ROTATE_MB: megabytes of weight copies to rotate over (default 48; 0: one copy, weights hot in cache).</summary>
     private static readonly int RotationMegabytes = int.Parse(Environment.GetEnvironmentVariable("KERNEL_AB_ROTATE_MB") ?? "48", System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>KERNEL_AB_SHAPES=ROWSxK,...: the matrices (default the encoder's 384x384,1536x384,384x1536).</summary>
+    private static readonly (int Rows, int K)[] Shapes = (Environment.GetEnvironmentVariable("KERNEL_AB_SHAPES") ?? "384x384,1536x384,384x1536")
+        .Split(',').Select(s => s.Split('x')).Select(p => (int.Parse(p[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture))).ToArray();
+
+    /// <summary>KERNEL_AB_TYPES=q4_0,q8_0: the weight types to compare (default both).</summary>
+    private static readonly string[] Types = (Environment.GetEnvironmentVariable("KERNEL_AB_TYPES") ?? "q4_0,q8_0").Split(',');
+
     public static int Run()
     {
         string[] kernels = (Environment.GetEnvironmentVariable("KERNEL_AB_KERNELS") ?? "avx2-4row,avx2").Split(',');
@@ -135,10 +142,10 @@ internal static unsafe class KernelAb
         }
         foreach (int tokens in (Environment.GetEnvironmentVariable("KERNEL_AB_TOKENS") ?? "1,2,4,10,12").Split(',').Select(int.Parse))
         {
-            foreach ((int rows, int k) in new[] { (384, 384), (1536, 384), (384, 1536) })
+            foreach ((int rows, int k) in Shapes)
             {
-                Compare($"q4_0 {label}", QuantType.Q4_0, rows, k, tokens, Kernel(a, QuantType.Q4_0), Kernel(b, QuantType.Q4_0));
-                Compare($"q8_0 {label}", QuantType.Q8_0, rows, k, tokens, Kernel(a, QuantType.Q8_0), Kernel(b, QuantType.Q8_0));
+                if (Types.Contains("q4_0")) Compare($"q4_0 {label}", QuantType.Q4_0, rows, k, tokens, Kernel(a, QuantType.Q4_0), Kernel(b, QuantType.Q4_0));
+                if (Types.Contains("q8_0")) Compare($"q8_0 {label}", QuantType.Q8_0, rows, k, tokens, Kernel(a, QuantType.Q8_0), Kernel(b, QuantType.Q8_0));
             }
         }
         return 0;

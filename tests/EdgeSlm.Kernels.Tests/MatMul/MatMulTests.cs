@@ -19,6 +19,8 @@ public unsafe class MatMulTests
         (13, 416, 9), (17, 96, 16), (64, 384, 1), (384, 384, 2), (37, 1536, 11), (1536, 384, 1), (96, 384, 64),
         // 16-row tiles (avx512) with 8- and 4-row tails, and token counts past one 16-token tile.
         (31, 64, 3), (48, 96, 17), (45, 160, 13),
+        // Single tokens over 8-row tiles (the decoder's matrix-vector products) with 4-row and ragged tails.
+        (24, 96, 1), (45, 160, 1), (896, 128, 1),
     ];
 
     [Theory]
@@ -45,7 +47,7 @@ public unsafe class MatMulTests
     {
         // The largest magnitudes of both operands, where 16-bit partial sums come closest to overflowing: Q8_0
         // weights -128 and 127, Q4_0 nibbles 0 and 15 (weights -8 and 7), activations of ±127, in runs of one sign.
-        foreach ((int rows, int k, int tokens) in new[] { (16, 64, 2), (48, 256, 10), (37, 96, 5) })
+        foreach ((int rows, int k, int tokens) in new[] { (16, 64, 2), (48, 256, 10), (37, 96, 5), (16, 64, 1), (45, 256, 1) })
         {
             int blocks = k / 32, blockBytes = QuantTypeTraits.Of(type).BlockBytes;
             byte[] weights = KernelTestCases.UnitScaleWeights(type, rows, blocks, seed: rows);
