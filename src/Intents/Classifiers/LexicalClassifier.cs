@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Text;
 using EdgeSlm.Intents.Slots;
+using EdgeSlm.Kernels.Activations;
 
 namespace EdgeSlm.Intents.Classifiers;
 
@@ -148,18 +149,8 @@ public sealed class LexicalClassifier
         Span<float> scores = logProbabilities[.._classes.Length];
         (int[] ids, float[] values) = Vectorize(text);
         Logits(ids, values, scores);
-        TensorPrimitives.Subtract(scores, LogSumExp(scores), scores);
-    }
-
-    private static float LogSumExp(ReadOnlySpan<float> values)
-    {
-        float max = TensorPrimitives.Max(values);
-        float sum = 0;
-        foreach (float value in values)
-        {
-            sum += MathF.Exp(value - max);
-        }
-        return max + MathF.Log(sum);
+        Span<float> scratch = scores.Length <= 1024 ? stackalloc float[scores.Length] : new float[scores.Length];
+        TensorPrimitives.Subtract(scores, (float)LogSumExp.Compute(scores, scratch), scores);
     }
 
     private void Logits(int[] ids, float[] values, Span<float> logits)

@@ -5,6 +5,7 @@ using EdgeSlm.Intents.Definitions;
 using EdgeSlm.Intents.Examples;
 using EdgeSlm.Intents.Recognition;
 using EdgeSlm.Intents.Slots;
+using EdgeSlm.Kernels.Activations;
 using EdgeSlm.Kernels.Dispatch;
 using EdgeSlm.Models.Llama;
 using EdgeSlm.Models.Tokenizers;
@@ -162,7 +163,7 @@ public sealed class SlmRecognizer : IDisposable
         if (deadline.Passed) return SlmAnswer.Expired;
         int V = _vocabulary;
         bool truncated = StartReply(text, _rows.AsSpan(0, V));
-        double requestLogSum = LogSumExp(_rows.AsSpan(0, V));
+        double requestLogSum = LogSumExp.Compute(_rows.AsSpan(0, V), _scratch);
         int start = _decoder.Position;
 
         // The allowed candidates, and the trie nodes they need.
@@ -249,7 +250,7 @@ public sealed class SlmRecognizer : IDisposable
             {
                 if (!index.TryGetValue(candidate.Nodes[d - 1], out int row) || after.ContainsKey((candidate.Nodes[d - 1], candidate.Tokens[d]))) continue;
                 ReadOnlySpan<float> logits = rows.Slice(row * V, V);
-                if (double.IsNaN(logSums[row])) logSums[row] = LogSumExp(logits);
+                if (double.IsNaN(logSums[row])) logSums[row] = LogSumExp.Compute(logits, _scratch);
                 after[(candidate.Nodes[d - 1], candidate.Tokens[d])] = logits[candidate.Tokens[d]] - logSums[row];
             }
         }
@@ -365,16 +366,6 @@ public sealed class SlmRecognizer : IDisposable
             }
         }
         return spans;
-    }
-
-    /// <summary>log Σ exp(values), the log-softmax's normaliser (vectorised; the sum in float is exact enough over 150k terms ≤ 1).</summary>
-    private double LogSumExp(ReadOnlySpan<float> values)
-    {
-        float max = TensorPrimitives.Max(values);
-        Span<float> scratch = _scratch;
-        TensorPrimitives.Subtract(values, max, scratch);
-        TensorPrimitives.Exp(scratch, scratch);
-        return max + Math.Log(TensorPrimitives.Sum(scratch));
     }
 
     public void Dispose() => _decoder.Dispose();

@@ -233,7 +233,8 @@ public sealed class LlamaDecoder : IDisposable
             {
                 throw new ArgumentOutOfRangeException(nameof(continuation), id, $"token ids run from 0 to {_c.VocabularySize - 1}");
             }
-            logProbabilities[i] = (float)LogSoftmaxAt(_scoreLogits, id);
+            // The logits are not needed after this token (the next Decode rewrites them): the normaliser may use them as scratch.
+            logProbabilities[i] = (float)(_scoreLogits[id] - LogSumExp.Compute(_scoreLogits, _scoreLogits));
             total += logProbabilities[i];
             if (i + 1 < continuation.Length)
             {
@@ -241,17 +242,6 @@ public sealed class LlamaDecoder : IDisposable
             }
         }
         return total;
-    }
-
-    private static double LogSoftmaxAt(ReadOnlySpan<float> logits, int id)
-    {
-        float max = TensorPrimitives.Max(logits);
-        double sum = 0;
-        foreach (float v in logits)
-        {
-            sum += Math.Exp(v - max);
-        }
-        return logits[id] - max - Math.Log(sum);
     }
 
     private void Forward(ReadOnlySpan<int> tokens, Span<float> logits, bool allLogits, bool classify)
