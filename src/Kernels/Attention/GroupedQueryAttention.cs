@@ -90,21 +90,8 @@ public static class GroupedQueryAttention
 
     /// <summary>One query head over positions 0 .. length − 1 of one KV head (at <paramref name="kvOffset"/> in each position's row).</summary>
     internal static void HeadVector(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int length,
-        int kvOffset, int kvStride, float scale, Span<float> scores, Span<float> o)
-    {
-        int headSize = q.Length;
-        Span<float> s = scores[..length];
-        for (int j = 0; j < length; j++)
-        {
-            s[j] = Dot(q, keys.Slice(j * kvStride + kvOffset, headSize)) * scale;
-        }
-        TensorPrimitives.SoftMax(s, s);
-        o.Clear();
-        for (int j = 0; j < length; j++)
-        {
-            AddScaled(values.Slice(j * kvStride + kvOffset, headSize), s[j], o);
-        }
-    }
+        int kvOffset, int kvStride, float scale, Span<float> scores, Span<float> o) =>
+        HeadVector(q, keys, values, length, ReadOnlySpan<int>.Empty, kvOffset, kvStride, scale, scores, o);
 
     // One head row is 64 floats in these models: a call into TensorPrimitives per position cost more than its
     // arithmetic (the prompt of 60 intents took 11 s to build, docs/slm.md); inlined Vector<T> loops instead.
@@ -149,8 +136,8 @@ public static class GroupedQueryAttention
 
     /// <summary>
     /// One query head over positions 0 .. prefixLength − 1 and then the positions of <paramref name="path"/>, in that
-    /// order: the same scores, softmax and sums as <see cref="HeadVector(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, int, float, Span{float}, Span{float})"/>
-    /// over a cache holding those positions one after another, so a token of a tree batch gets exactly what it gets run alone.
+    /// order, as if the cache held those positions one after another: a token of a tree batch gets exactly what it
+    /// gets run alone (a plain prefix is the empty path).
     /// </summary>
     internal static void HeadVector(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int prefixLength, ReadOnlySpan<int> path,
         int kvOffset, int kvStride, float scale, Span<float> scores, Span<float> o)
