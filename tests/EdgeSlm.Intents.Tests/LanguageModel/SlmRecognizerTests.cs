@@ -229,6 +229,12 @@ public sealed class SlmRecognizerTests
         }
         // Filtered out, it cannot be chosen.
         Assert.NotEqual("GetWeather", recognizer.Recognize(Requests[0], ["HassTurnOn"], TestContext.Current.CancellationToken).Intent);
+        // No deadline given is no limit (the default value once read as a deadline long past, and every call gave up).
+        SlmAnswer unbounded = recognizer.Recognize(Requests[1], null, SlmDeadline.None);
+        Assert.False(unbounded.TimedOut);
+        Assert.Equal("GetWeather", unbounded.Intent);
+        Assert.False(SlmDeadline.None.Passed);
+        Assert.True(SlmDeadline.After(TimeSpan.Zero, TestContext.Current.CancellationToken).Passed);
     }
 
     /// <summary>The last token of the prompt before the reply, then the tokens of the intent's name and newline.</summary>
