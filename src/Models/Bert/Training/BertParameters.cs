@@ -107,6 +107,37 @@ public sealed class BertParameters
         }
     }
 
+    /// <summary>The weights of a loaded GGUF model as floats (quantized tensors dequantized: tuning from them starts from their rounding).</summary>
+    public static BertParameters FromModel(BertModel model)
+    {
+        var parameters = new BertParameters(model.Config);
+        int hidden = model.Config.HiddenSize;
+        for (int id = 0; id < model.Config.VocabularySize; id++)
+        {
+            model.TokenEmbedding(id, parameters.TokenEmbeddings.AsSpan(id * hidden, hidden));
+        }
+        model.PositionEmbeddings.CopyTo(parameters.PositionEmbeddings, 0);
+        model.TokenTypeEmbeddings.CopyTo(parameters.TokenTypeEmbeddings, 0);
+        model.EmbeddingNormWeight.CopyTo(parameters.EmbeddingNormWeight, 0);
+        model.EmbeddingNormBias.CopyTo(parameters.EmbeddingNormBias, 0);
+        for (int l = 0; l < model.Config.LayerCount; l++)
+        {
+            LayerWeights source = model.Layers[l];
+            LayerParameters target = parameters.Layers[l];
+            foreach ((LinearWeights from, LinearParameters to) in new[] { (source.Query, target.Query), (source.Key, target.Key), (source.Value, target.Value),
+                (source.AttentionOutput, target.AttentionOutput), (source.FeedForwardUp, target.FeedForwardUp), (source.FeedForwardDown, target.FeedForwardDown) })
+            {
+                from.Dequantize().CopyTo(to.Weight, 0);
+                from.Bias.CopyTo(to.Bias, 0);
+            }
+            source.AttentionNormWeight.CopyTo(target.AttentionNormWeight, 0);
+            source.AttentionNormBias.CopyTo(target.AttentionNormBias, 0);
+            source.OutputNormWeight.CopyTo(target.OutputNormWeight, 0);
+            source.OutputNormBias.CopyTo(target.OutputNormBias, 0);
+        }
+        return parameters;
+    }
+
     /// <summary>Random parameters for tests on tiny shapes: weights ~ U(−scale, scale), norm gains near 1.</summary>
     public static BertParameters Random(BertConfig config, int seed, float scale = 0.5f)
     {
