@@ -2,6 +2,7 @@ using EdgeSlm.Kernels.Formats;
 using EdgeSlm.Models.Bert;
 using EdgeSlm.Models.Bert.Training;
 using EdgeSlm.Models.Conversion;
+using EdgeSlm.Models.Tests.Bert.Training;
 using EdgeSlm.Models.Tokenizers;
 using EdgeSlm.Testing;
 
@@ -19,7 +20,7 @@ public sealed class TunedConversionTests(ConvertedModels models, ITestOutputHelp
         BundledModel bundled = BundledModel.MiniLM;
         string[] vocabulary = bundled.ReadVocabulary();
         BertParameters parameters = OnnxToGguf.ReadParameters(models.Onnx(bundled), vocabulary, bundled.Pooling);
-        StepOnce(parameters, vocabulary, learningRate: 0);
+        TuningStep.Once(parameters, vocabulary, learningRate: 0);
 
         string path = Path.Combine(Path.GetTempPath(), $"edgeslm-tuned-{Guid.NewGuid():N}.gguf");
         try
@@ -39,7 +40,7 @@ public sealed class TunedConversionTests(ConvertedModels models, ITestOutputHelp
         BundledModel bundled = BundledModel.MiniLM;
         string[] vocabulary = bundled.ReadVocabulary();
         BertParameters parameters = OnnxToGguf.ReadParameters(models.Onnx(bundled), vocabulary, bundled.Pooling);
-        StepOnce(parameters, vocabulary, learningRate: 1e-3f);
+        TuningStep.Once(parameters, vocabulary, learningRate: 1e-3f);
 
         string path = Path.Combine(Path.GetTempPath(), $"edgeslm-tuned-{Guid.NewGuid():N}.gguf");
         try
@@ -74,25 +75,5 @@ public sealed class TunedConversionTests(ConvertedModels models, ITestOutputHelp
         {
             File.Delete(path);
         }
-    }
-
-    /// <summary>One AdamW step on a real gradient (two sentences, a random direction on the embedding).</summary>
-    private static void StepOnce(BertParameters parameters, string[] vocabulary, float learningRate)
-    {
-        var encoder = new TrainableEncoder(parameters);
-        var activations = new TrainingActivations(parameters.Config, 64);
-        var gradients = new BertParameters(parameters.Config);
-        var tokenizer = new WordPieceTokenizer(vocabulary, parameters.Config.ContextLength);
-        var random = new Random(3);
-        var touched = new HashSet<int>();
-        foreach (string sentence in new[] { "turn on the kitchen light", "what is the weather tomorrow" })
-        {
-            int[] ids = tokenizer.Encode(sentence);
-            encoder.Forward(ids, activations);
-            float[] direction = Enumerable.Range(0, parameters.Config.HiddenSize).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
-            encoder.Backward(activations, direction, [], gradients);
-            touched.UnionWith(ids);
-        }
-        new AdamW(parameters.Config).Step(parameters, gradients, touched, learningRate);
     }
 }
