@@ -41,7 +41,7 @@ internal static class CommandLine
           edgeslm eval [--model FILE] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N]
                                     train an intent classifier on one file, report accuracy on the other
           edgeslm train --intents FILE [--model bundled:NAME|FILE] [--epochs N] [--seed S] [--threads N]
-                        [--rate X] [--slot-weight X] [--batch N] [--type q4_0|q8_0|f16|f32] -o TUNED.gguf
+                        [--rate X] [--slot-weight X] [--batch N] [--type q4_0|q8_0|f16|f32] [--f32 FILE] -o TUNED.gguf
                                     fine-tune the encoder on the intents' examples; use the result with --model
         {GenerateCommand.Usage}
           edgeslm --version         version, runtime and architecture

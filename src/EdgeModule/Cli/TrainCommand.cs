@@ -16,7 +16,7 @@ namespace EdgeSlm.EdgeModule.Cli;
 
 /// <summary>
 /// <c>edgeslm train --intents FILE [--model M] [--epochs N] [--seed S] [--threads N] [--rate X] [--slot-weight X]
-/// [--type q4_0|q8_0|f16|f32] -o TUNED.gguf</c>: fine-tunes the encoder on the intents file's examples (and template
+/// [--type q4_0|q8_0|f16|f32] [--f32 FILE] -o TUNED.gguf</c>: fine-tunes the encoder on the intents file's examples (and template
 /// expansions) and writes it as an ordinary GGUF file, by the same conversion (GPTQ for q4_0) as the bundled model.
 /// M is <c>bundled:NAME</c> (the fp32 ONNX weights; the default is <c>bundled:minilm</c>) or a GGUF file (its weights
 /// dequantized).
@@ -35,6 +35,7 @@ internal static class TrainCommand
         int batch = args.IntOption("batch", defaults.BatchSize, 1, 4096);
         float rate = FloatOption(args, "rate", defaults.LearningRate, 0, 1);
         float slotWeight = FloatOption(args, "slot-weight", defaults.SlotLossWeight, 0, 100);
+        string? floatPath = args.Option("f32");
         QuantType type = QuantTypeTraits.Parse(args.Option("type") ?? "q4_0").Type;
         if (!QuantTypeTraits.Of(type).IsNative)
         {
@@ -67,6 +68,12 @@ internal static class TrainCommand
         var write = Stopwatch.StartNew();
         OnnxToGguf.ConvertTo(outputPath, parameters, vocabulary, baseName + " (tuned)", TensorTypes.For(type));
         output.WriteLine($"wrote {outputPath}: {new FileInfo(outputPath).Length / 1e6:F1} MB, {QuantTypeTraits.Of(type).Name}, conversion {write.Elapsed.TotalSeconds:F1} s, total {clock.Elapsed.TotalSeconds:F1} s");
+        if (floatPath is not null)
+        {
+            // The same weights unquantized, to measure what quantization costs after tuning.
+            OnnxToGguf.ConvertTo(floatPath, parameters, vocabulary, baseName + " (tuned)", TensorTypes.For(QuantType.F32));
+            output.WriteLine($"wrote {floatPath}: {new FileInfo(floatPath).Length / 1e6:F1} MB, f32");
+        }
         return CommandLine.ExitOk;
     }
 
