@@ -35,6 +35,20 @@ public sealed class TunedConversionTests(ConvertedModels models, ITestOutputHelp
     }
 
     [Fact]
+    public void Weights_read_back_from_an_f32_file_equal_the_onnx_weights_exactly()
+    {
+        BundledModel bundled = BundledModel.MiniLM;
+        BertParameters fromOnnx = OnnxToGguf.ReadParameters(models.Onnx(bundled), bundled.ReadVocabulary(), bundled.Pooling);
+        using BertModel model = BertModel.Load(models.Path(bundled, QuantType.F32));
+        BertParameters fromFile = BertParameters.FromModel(model);
+        foreach ((NamedTensor expected, NamedTensor actual) in fromOnnx.Tensors.Zip(fromFile.Tensors))
+        {
+            Assert.Equal(expected.Name, actual.Name);
+            Assert.True(expected.Values.AsSpan().SequenceEqual(actual.Values), $"{expected.Name} differs");
+        }
+    }
+
+    [Fact]
     public void A_tuned_f32_file_loads_and_encodes_as_the_trainable_encoder_does()
     {
         BundledModel bundled = BundledModel.MiniLM;
