@@ -40,6 +40,9 @@ internal static class CommandLine
           edgeslm demo [TEXT...]    the module on an embedded broker with the sample home intents, fed a few transcripts
           edgeslm eval [--model FILE] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N]
                                     train an intent classifier on one file, report accuracy on the other
+          edgeslm train --intents FILE [--model bundled:NAME|FILE] [--epochs N] [--seed S] [--threads N]
+                        [--rate X] [--slot-weight X] [--batch N] [--type q4_0|q8_0|f16|f32] [--f32 FILE] -o TUNED.gguf
+                                    fine-tune the encoder on the intents' examples; use the result with --model
         {GenerateCommand.Usage}
           edgeslm --version         version, runtime and architecture
           edgeslm --help            this text
@@ -70,6 +73,7 @@ internal static class CommandLine
                 ["health", .. var rest] => ModuleCommands.Health(new Arguments(rest, new HashSet<string>()), output, error),
                 ["demo", .. var rest] => ModuleCommands.Demo(new Arguments(rest, new HashSet<string>()), output, error),
                 ["eval", .. var rest] => EvalCommand.Run(new Arguments(rest, new HashSet<string> { "json" }), output),
+                ["train", .. var rest] => TrainCommand.Run(new Arguments(rest, new HashSet<string>()), output, error),
                 ["generate", .. var rest] => GenerateCommand.Run(new Arguments(rest, new HashSet<string> { "ignore-eos", "chat" }), output, error),
                 [string verb, ..] => Fail(error, ExitUsage, $"Unknown command '{verb}'. Run 'edgeslm --help'."),
             };

@@ -74,8 +74,32 @@ public static class Gelu
         }
     }
 
+    /// <summary>
+    /// The backward pass of <see cref="Apply"/> for training: dx = dy · GELU'(x), GELU'(x) = Φ(x) + x·φ(x), with Φ from the
+    /// same erfc approximation as the forward and φ exact. Scalar only: per sentence it runs on (tokens × feed-forward)
+    /// values once per layer, next to matrix products a thousand times larger.
+    /// </summary>
+    public static void BackwardReference(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        if (dy.Length != x.Length || dx.Length != x.Length)
+        {
+            throw new ArgumentException($"GELU backward needs x, dy and dx of one length (x {x.Length}, dy {dy.Length}, dx {dx.Length}).");
+        }
+        for (int i = 0; i < x.Length; i++)
+        {
+            float value = x[i], u = MathF.Abs(value) * InverseSqrt2;
+            float t = 1f / (1f + P * u);
+            float poly = t * (A1 + t * (A2 + t * (A3 + t * (A4 + t * A5))));
+            float gaussian = MathF.Exp(-u * u);
+            float halfErfc = poly * gaussian * 0.5f;
+            float cdf = value >= 0 ? 1f - halfErfc : halfErfc;
+            dx[i] = dy[i] * (cdf + value * gaussian * InverseSqrt2Pi);
+        }
+    }
+
     private const float P = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;
     private const float InverseSqrt2 = 0.70710678f;
+    private const float InverseSqrt2Pi = 0.39894228f;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<float> Of(Vector<float> value)

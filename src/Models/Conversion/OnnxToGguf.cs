@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using EdgeSlm.Kernels.Formats;
 using EdgeSlm.Kernels.Quantization;
 using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Bert.Training;
 using EdgeSlm.Models.Gguf;
 using EdgeSlm.Models.Onnx;
 
@@ -75,14 +76,21 @@ public static partial class OnnxToGguf
     /// GPTQ for the Q4_0 tensors and the other quantized tensors' activation-outlier columns in the metadata.
     /// </summary>
     public static void ConvertTo(string path, OnnxModel onnx, string[] vocabulary, string modelName, Pooling pooling, TensorTypes types, Action<string, int, int>? progress = null) =>
-        Calibrated(onnx, vocabulary, modelName, pooling, types, progress).WriteTo(path);
+        Calibrated(ReadParameters(onnx, vocabulary, pooling), vocabulary, modelName, types, progress).WriteTo(path);
 
     /// <summary>
-    /// <see cref="ConvertTo"/> without touching the disk: the GGUF image as bytes. For a cache directory that is
+    /// Writes float weights (a fine-tuned encoder's) to <paramref name="path"/> the way <see cref="ConvertTo(string, OnnxModel, string[], string, Pooling, TensorTypes, Action{string, int, int}?)"/>
+    /// writes an ONNX export's: calibrated, with GPTQ for the Q4_0 tensors.
+    /// </summary>
+    public static void ConvertTo(string path, BertParameters parameters, string[] vocabulary, string modelName, TensorTypes types, Action<string, int, int>? progress = null) =>
+        Calibrated(parameters, vocabulary, modelName, types, progress).WriteTo(path);
+
+    /// <summary>
+    /// <see cref="ConvertTo(string, OnnxModel, string[], string, Pooling, TensorTypes, Action{string, int, int}?)"/> without touching the disk: the GGUF image as bytes. For a cache directory that is
     /// read-only or full; <paramref name="name"/> names the model in messages.
     /// </summary>
     public static byte[] ConvertInMemory(OnnxModel onnx, string[] vocabulary, string modelName, Pooling pooling, TensorTypes types, string name) =>
-        Image(Calibrated(onnx, vocabulary, modelName, pooling, types, null, name));
+        Image(Calibrated(ReadParameters(onnx, vocabulary, pooling), vocabulary, modelName, types, null, name));
 
     /// <summary>
     /// The converted model with what calibration adds. Unquantized types need none. Otherwise the calibration
@@ -90,22 +98,22 @@ public static partial class OnnxToGguf
     /// linear layers are Q4_0 they run through a Q8_0 conversion instead, close to the float model, whose input Gram
     /// matrices then drive GPTQ (<see cref="GptqQuantizer"/>), and those layers keep no outlier columns.
     /// </summary>
-    private static GgufWriter Calibrated(OnnxModel onnx, string[] vocabulary, string modelName, Pooling pooling, TensorTypes types,
+    private static GgufWriter Calibrated(BertParameters parameters, string[] vocabulary, string modelName, TensorTypes types,
         Action<string, int, int>? progress, string? name = null)
     {
         if (!QuantTypeTraits.Of(types.Linear).IsQuantized)
         {
-            return Convert(onnx, vocabulary, modelName, pooling, types, progress);
+            return Convert(parameters, vocabulary, modelName, types, progress);
         }
         bool gptq = types.Gptq && (types.Linear == QuantType.Q4_0 || types.Overrides.Values.Contains(QuantType.Q4_0));
         progress?.Invoke("calibration", 0, 1);
-        GgufWriter measured = Convert(onnx, vocabulary, modelName, pooling, gptq ? TensorTypes.For(QuantType.Q8_0) : types);
+        GgufWriter measured = Convert(parameters, vocabulary, modelName, gptq ? TensorTypes.For(QuantType.Q8_0) : types);
         Calibration.Statistics statistics;
         using (BertModel model = BertModel.FromGguf(Image(measured), name ?? modelName))
         {
             statistics = Calibration.Measure(model, gram: gptq);
         }
-        GgufWriter writer = gptq ? Convert(onnx, vocabulary, modelName, pooling, types, progress, statistics.Gram) : measured;
+        GgufWriter writer = gptq ? Convert(parameters, vocabulary, modelName, types, progress, statistics.Gram) : measured;
         // GPTQ fits a Q4_0 layer to its inputs, outliers included: keeping its outlier columns in float as well
         // gained nothing (mean cosine 0.98805 against 0.98792 without) and moved us away from llama.cpp, which
         // quantizes every activation (its agreement with us on the worst sentence 0.9989 against 0.9997). So only
@@ -127,12 +135,8 @@ public static partial class OnnxToGguf
         return stream.ToArray();
     }
 
-    /// <param name="gram">
-    /// Per linear weight tensor, the Gram matrix of its inputs on calibration sentences: Q4_0 tensors found here are
-    /// quantized by GPTQ (<see cref="GptqQuantizer"/>), all others as ggml's reference quantizer does.
-    /// </param>
-    public static GgufWriter Convert(OnnxModel onnx, string[] vocabulary, string modelName, Pooling pooling, TensorTypes types, Action<string, int, int>? progress = null,
-        IReadOnlyDictionary<string, float[]>? gram = null)
+    /// <summary>The float weights of an ONNX export (linear weights transposed to GGUF's (outputs, inputs)), for fine-tuning or for <see cref="Convert(BertParameters, string[], string, TensorTypes, Action{string, int, int}?, IReadOnlyDictionary{string, float[]}?)"/>.</summary>
+    public static BertParameters ReadParameters(OnnxModel onnx, string[] vocabulary, Pooling pooling)
     {
         OnnxTensor wordEmbeddings = Initializer(onnx, "embeddings.word_embeddings.weight");
         OnnxTensor positionEmbeddings = Initializer(onnx, "embeddings.position_embeddings.weight");
@@ -160,44 +164,81 @@ public static partial class OnnxToGguf
         var config = new BertConfig(vocabularySize, hidden, layers, heads, feedForward, (int)positionEmbeddings.Dimensions[0],
             (int)tokenTypeEmbeddings.Dimensions[0], epsilon, pooling);
 
-        var writer = new GgufWriter();
-        WriteMetadata(writer, config, modelName, vocabulary, types);
-
-        int total = 5 + layers * (LinearLayers.Length * 2 + LayerNorms.Length * 2);
-        int done = 0;
-        void Add(string name, QuantType type, long rows, long columns, float[] values)
+        var parameters = new BertParameters(config);
+        void Copy(float[] values, float[] target, string name)
         {
-            progress?.Invoke(name, ++done, total);
-            byte[] data = type == QuantType.Q4_0 && gram is not null && gram.TryGetValue(name, out float[]? inputGram)
-                ? Gptq(name, Finite(values, name), (int)rows, (int)columns, inputGram)
-                : Encode(type, values, name);
-            writer.AddTensor(name, type, rows == 1 ? [columns] : [columns, rows], data);
+            if (values.Length != target.Length)
+            {
+                throw new OnnxFormatException($"{name} has {values.Length} values, expected {target.Length}");
+            }
+            values.CopyTo(target, 0);
         }
-
-        Add(BertGguf.TokenEmbeddings, types.TypeOf(BertGguf.TokenEmbeddings, types.TokenEmbeddings), vocabularySize, hidden, wordEmbeddings.ToSingles());
-        Add(BertGguf.PositionEmbeddings, QuantType.F32, config.ContextLength, hidden, positionEmbeddings.ToSingles());
-        Add(BertGguf.TokenTypeEmbeddings, QuantType.F32, config.TokenTypeCount, hidden, tokenTypeEmbeddings.ToSingles());
-        Add(BertGguf.EmbeddingNormWeight, QuantType.F32, 1, hidden, Initializer(onnx, "embeddings.LayerNorm.weight").ToSingles());
-        Add(BertGguf.EmbeddingNormBias, QuantType.F32, 1, hidden, Initializer(onnx, "embeddings.LayerNorm.bias").ToSingles());
-
+        Copy(wordEmbeddings.ToSingles(), parameters.TokenEmbeddings, "embeddings.word_embeddings.weight");
+        Copy(positionEmbeddings.ToSingles(), parameters.PositionEmbeddings, "embeddings.position_embeddings.weight");
+        Copy(tokenTypeEmbeddings.ToSingles(), parameters.TokenTypeEmbeddings, "embeddings.token_type_embeddings.weight");
+        Copy(Initializer(onnx, "embeddings.LayerNorm.weight").ToSingles(), parameters.EmbeddingNormWeight, "embeddings.LayerNorm.weight");
+        Copy(Initializer(onnx, "embeddings.LayerNorm.bias").ToSingles(), parameters.EmbeddingNormBias, "embeddings.LayerNorm.bias");
         for (int layer = 0; layer < layers; layer++)
         {
-            foreach ((string onnxName, string part) in LinearLayers)
+            LayerParameters target = parameters.Layers[layer];
+            LinearParameters[] linears = [target.Query, target.Key, target.Value, target.AttentionOutput, target.FeedForwardUp, target.FeedForwardDown];
+            for (int i = 0; i < LinearLayers.Length; i++)
             {
-                string prefix = $"encoder.layer.{layer}.{onnxName}";
+                string prefix = $"encoder.layer.{layer}.{LinearLayers[i].OnnxBias}";
                 OnnxTensor weight = linearWeights.TryGetValue(prefix, out OnnxTensor? w) ? w
                     : throw new OnnxFormatException($"no MatMul weight feeds {prefix}.bias");
                 int inputs = (int)weight.Dimensions[0], outputs = (int)weight.Dimensions[1];
-                string name = BertGguf.Block(layer, part + ".weight");
-                Add(name, types.TypeOf(name, types.Linear), outputs, inputs, Transpose(weight.ToSingles(), inputs, outputs));
-                Add(BertGguf.Block(layer, part + ".bias"), QuantType.F32, 1, outputs, Initializer(onnx, prefix + ".bias").ToSingles());
+                if (inputs != linears[i].Columns || outputs != linears[i].Rows)
+                {
+                    throw new OnnxFormatException($"{prefix} weight is [{inputs}, {outputs}], expected [{linears[i].Columns}, {linears[i].Rows}]");
+                }
+                Copy(Transpose(weight.ToSingles(), inputs, outputs), linears[i].Weight, prefix + ".weight");
+                Copy(Initializer(onnx, prefix + ".bias").ToSingles(), linears[i].Bias, prefix + ".bias");
             }
-            foreach ((string onnxName, string part) in LayerNorms)
+            (float[] Weight, float[] Bias)[] norms = [(target.AttentionNormWeight, target.AttentionNormBias), (target.OutputNormWeight, target.OutputNormBias)];
+            for (int i = 0; i < LayerNorms.Length; i++)
             {
-                string prefix = $"encoder.layer.{layer}.{onnxName}";
-                Add(BertGguf.Block(layer, part + ".weight"), QuantType.F32, 1, hidden, Initializer(onnx, prefix + ".weight").ToSingles());
-                Add(BertGguf.Block(layer, part + ".bias"), QuantType.F32, 1, hidden, Initializer(onnx, prefix + ".bias").ToSingles());
+                string prefix = $"encoder.layer.{layer}.{LayerNorms[i].Onnx}";
+                Copy(Initializer(onnx, prefix + ".weight").ToSingles(), norms[i].Weight, prefix + ".weight");
+                Copy(Initializer(onnx, prefix + ".bias").ToSingles(), norms[i].Bias, prefix + ".bias");
             }
+        }
+        return parameters;
+    }
+
+    /// <param name="gram">
+    /// Per linear weight tensor, the Gram matrix of its inputs on calibration sentences: Q4_0 tensors found here are
+    /// quantized by GPTQ (<see cref="GptqQuantizer"/>), all others as ggml's reference quantizer does.
+    /// </param>
+    public static GgufWriter Convert(OnnxModel onnx, string[] vocabulary, string modelName, Pooling pooling, TensorTypes types, Action<string, int, int>? progress = null,
+        IReadOnlyDictionary<string, float[]>? gram = null) =>
+        Convert(ReadParameters(onnx, vocabulary, pooling), vocabulary, modelName, types, progress, gram);
+
+    /// <summary>A GGUF file of float weights (the ONNX export's or fine-tuned ones), each tensor in the type <paramref name="types"/> gives it.</summary>
+    public static GgufWriter Convert(BertParameters parameters, string[] vocabulary, string modelName, TensorTypes types, Action<string, int, int>? progress = null,
+        IReadOnlyDictionary<string, float[]>? gram = null)
+    {
+        BertConfig config = parameters.Config;
+        if (vocabulary.Length != config.VocabularySize)
+        {
+            throw new OnnxFormatException($"the vocabulary has {vocabulary.Length} tokens but the embedding table {config.VocabularySize} rows");
+        }
+        var writer = new GgufWriter();
+        WriteMetadata(writer, config, modelName, vocabulary, types);
+
+        NamedTensor[] tensors = parameters.Tensors.ToArray();
+        int done = 0;
+        foreach ((string name, float[] values, int rows, int columns) in tensors)
+        {
+            progress?.Invoke(name, ++done, tensors.Length);
+            bool linear = rows > 1 && name.StartsWith("blk.", StringComparison.Ordinal);
+            QuantType type = name == BertGguf.TokenEmbeddings ? types.TypeOf(name, types.TokenEmbeddings)
+                : linear ? types.TypeOf(name, types.Linear)
+                : QuantType.F32;
+            byte[] data = type == QuantType.Q4_0 && gram is not null && gram.TryGetValue(name, out float[]? inputGram)
+                ? Gptq(name, Finite(values, name), rows, columns, inputGram)
+                : Encode(type, values, name);
+            writer.AddTensor(name, type, rows == 1 ? [columns] : [columns, rows], data);
         }
         return writer;
     }

@@ -4,7 +4,7 @@ namespace EdgeSlm.EdgeModule.Tests.Cli;
 
 public sealed class CommandLineTests
 {
-    public static TheoryData<string> Verbs() => ["info", "convert", "embed", "classify", "run", "health", "demo", "eval", "generate"];
+    public static TheoryData<string> Verbs() => ["info", "convert", "embed", "classify", "run", "health", "demo", "eval", "train", "generate"];
 
     [Theory]
     [MemberData(nameof(Verbs))]

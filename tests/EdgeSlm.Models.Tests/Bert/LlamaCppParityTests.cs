@@ -1,6 +1,8 @@
 using EdgeSlm.Kernels.Formats;
 using EdgeSlm.Kernels.Quantization;
 using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Bert.Training;
+using EdgeSlm.Models.Tests.Bert.Training;
 using EdgeSlm.Models.Conversion;
 using EdgeSlm.Models.Tokenizers;
 using EdgeSlm.Testing;
@@ -24,7 +26,30 @@ public sealed class LlamaCppParityTests(ConvertedModels models, ITestOutputHelpe
     public async Task Llama_cpp_loads_our_file_and_its_embeddings_agree_with_ours(string typeName)
     {
         QuantType type = QuantTypeTraits.Parse(typeName).Type;
-        string path = models.Path(BundledModel.MiniLM, type);
+        await AgreeWithLlamaCpp(models.Path(BundledModel.MiniLM, type), typeName);
+    }
+
+    [Fact]
+    public async Task Llama_cpp_loads_a_tuned_q4_0_file_and_its_embeddings_agree_with_ours()
+    {
+        BundledModel bundled = BundledModel.MiniLM;
+        string[] vocabulary = bundled.ReadVocabulary();
+        BertParameters tuned = OnnxToGguf.ReadParameters(models.Onnx(bundled), vocabulary, bundled.Pooling);
+        TuningStep.Once(tuned, vocabulary, learningRate: 1e-3f);
+        string path = Path.Combine(Path.GetTempPath(), $"edgeslm-tuned-{Guid.NewGuid():N}.gguf");
+        try
+        {
+            OnnxToGguf.ConvertTo(path, tuned, vocabulary, "tuned", TensorTypes.For(QuantType.Q4_0));
+            await AgreeWithLlamaCpp(path, "tuned q4_0");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    private async Task AgreeWithLlamaCpp(string path, string typeName)
+    {
         var parameters = new ModelParams(path)
         {
             Embeddings = true,
