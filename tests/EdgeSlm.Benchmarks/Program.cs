@@ -23,7 +23,7 @@ internal static class Program
                EdgeSlm.Benchmarks quantizer-ab (the activation quantizer's tiers interleaved, ns per block)
                EdgeSlm.Benchmarks attention-ab (the attention kernel's tiers interleaved, µs per sentence and layer)
                EdgeSlm.Benchmarks decoder [--shapes smollm2-135m,qwen2.5-0.5b] [--threads 1,2] [--prompt 64] [--generate 64] [--rounds 5]
-                                          [--types q4_0|q4_k_m|...] [--no-sid] [--out FILE]
+                                          [--types q4_0|q4_k_m|...] [--repeat N] [--no-sid] [--out FILE]
                                               (EdgeSlm's decoder against LLamaSharp's llama.cpp and Debian sid's llama-bench
                                                (llama-sid.sh) on synthetic files, with load time, peak RSS and the weight
                                                bytes/s of generation against measured memory bandwidth; Decoder/DecoderBenchmark.cs)

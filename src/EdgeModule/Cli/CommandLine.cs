@@ -39,7 +39,9 @@ internal static class CommandLine
                                     exit 0 when that module is online (its retained status on its broker)
           edgeslm demo [TEXT...]    the module on an embedded broker with the sample home intents, fed a few transcripts
           edgeslm eval [--model FILE] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N]
-                                    train an intent classifier on one file, report accuracy on the other
+                       [--tune [--tune-epochs N] [--tune-seed S]]
+                                    train an intent classifier on one file, report accuracy on the other;
+                                    with --tune also for the encoder fine-tuned on the train file
           edgeslm train --intents FILE [--model bundled:NAME|FILE] [--epochs N] [--seed S] [--threads N]
                         [--rate X] [--slot-weight X] [--batch N] [--type q4_0|q8_0|f16|f32] [--f32 FILE] -o TUNED.gguf
                                     fine-tune the encoder on the intents' examples; use the result with --model
@@ -72,7 +74,7 @@ internal static class CommandLine
                 ["run", .. var rest] => ModuleCommands.Run(new Arguments(rest, new HashSet<string>()), error),
                 ["health", .. var rest] => ModuleCommands.Health(new Arguments(rest, new HashSet<string>()), output, error),
                 ["demo", .. var rest] => ModuleCommands.Demo(new Arguments(rest, new HashSet<string>()), output, error),
-                ["eval", .. var rest] => EvalCommand.Run(new Arguments(rest, new HashSet<string> { "json" }), output),
+                ["eval", .. var rest] => EvalCommand.Run(new Arguments(rest, new HashSet<string> { "json", "tune" }), output),
                 ["train", .. var rest] => TrainCommand.Run(new Arguments(rest, new HashSet<string>()), output, error),
                 ["generate", .. var rest] => GenerateCommand.Run(new Arguments(rest, new HashSet<string> { "ignore-eos", "chat" }), output, error),
                 [string verb, ..] => Fail(error, ExitUsage, $"Unknown command '{verb}'. Run 'edgeslm --help'."),

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text;
@@ -6,16 +7,22 @@ using EdgeSlm.Intents.Evaluation;
 using EdgeSlm.Intents.Examples;
 using EdgeSlm.Intents.Features;
 using EdgeSlm.Intents.Training;
+using EdgeSlm.Kernels.Formats;
+using EdgeSlm.Kernels.Quantization;
 using EdgeSlm.Models.Bert;
+using EdgeSlm.Models.Bert.Training;
 using EdgeSlm.Models.Conversion;
+using EdgeSlm.Models.Tokenizers;
 
 namespace EdgeSlm.EdgeModule.Cli;
 
 /// <summary>
-/// <c>edgeslm eval [--model M[,M...]] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N] [--epochs N]
+/// <c>edgeslm eval [--model M[,M...]] --train FILE.jsonl --test FILE.jsonl [--json] [--threads N] [--epochs N] [--tune]
 /// [--threshold X] [--l2 X] [--lexical-weight X] [--oos-distance off|Q] [--save-head FILE]</c>. Each M is a GGUF file or a bundled name
 /// (<c>bundled:minilm</c>, <c>bundled:arctic-xs:f32</c>); several models are embedded side by side.
 /// <c>--feature-cache DIR</c> (for experiments) keeps embedded example sets between runs.
+/// <c>--tune [--tune-epochs N] [--tune-seed S]</c> also fine-tunes the (single) model on the train file, as
+/// <c>edgeslm train</c> does, converts it to the same type, and evaluates that too: what tuning gives, side by side.
 /// </summary>
 internal static class EvalCommand
 {
@@ -42,8 +49,17 @@ internal static class EvalCommand
                 : throw new UsageException($"--oos-distance must be 'off' or a share from 0 to 1 of held-out in-scope sentences to keep, not '{distanceText}'")
             : null;
         string? featureCache = args.Option("feature-cache");
-        IReadOnlyList<string> modelPaths = ModelCache.ResolveAll(args.Option("model"), Console.Error);
+        string? modelOption = args.Option("model");
+        bool tune = args.Flag("tune");
+        var tuningDefaults = new TuningSettings();
+        int tuneEpochs = args.IntOption("tune-epochs", tuningDefaults.Epochs, 1, 100);
+        int tuneSeed = args.IntOption("tune-seed", tuningDefaults.Seed, 0, int.MaxValue);
+        IReadOnlyList<string> modelPaths = ModelCache.ResolveAll(modelOption, Console.Error);
         args.RejectUnknown();
+        if (tune && modelPaths.Count != 1)
+        {
+            throw new UsageException("--tune tunes one model: give --model a single file or bundled name");
+        }
 
         List<IntentExample> train = IntentExample.ReadJsonLines(trainPath);
         List<IntentExample> test = IntentExample.ReadJsonLines(testPath);
@@ -54,16 +70,51 @@ internal static class EvalCommand
             {
                 models.Add(BertModel.Load(path));
             }
-            using var features = new SentenceFeatures(models, threads);
             var settings = new ClassifierTraining(Epochs: epochs, Threads: threads);
-            EvaluationReport report = l2 is double fixedL2
-                ? IntentEvaluation.Run(features, train, test, settings with { L2 = (float)fixedL2 }, threshold, selectL2: false, featureCache, lexicalWeight, distanceQuantile)
-                : IntentEvaluation.Run(features, train, test, settings, threshold, featureCache: featureCache, lexicalWeight: lexicalWeight, distanceQuantile: distanceQuantile);
-            if (savePath is not null && !HeadFile.TryWrite(savePath, report.Trained))
+            EvaluationReport Evaluate(SentenceFeatures features, string? cache) => l2 is double fixedL2
+                ? IntentEvaluation.Run(features, train, test, settings with { L2 = (float)fixedL2 }, threshold, selectL2: false, cache, lexicalWeight, distanceQuantile)
+                : IntentEvaluation.Run(features, train, test, settings, threshold, featureCache: cache, lexicalWeight: lexicalWeight, distanceQuantile: distanceQuantile);
+            using var features = new SentenceFeatures(models, threads);
+            EvaluationReport report = Evaluate(features, featureCache);
+            if (!tune)
             {
-                throw new IOException($"cannot write the head to {savePath}");
+                if (savePath is not null && !HeadFile.TryWrite(savePath, report.Trained))
+                {
+                    throw new IOException($"cannot write the head to {savePath}");
+                }
+                output.WriteLine(json ? Json(report, features) : Text(report, models, features));
+                return CommandLine.ExitOk;
             }
-            output.WriteLine(json ? Json(report, features) : Text(report, models, features));
+
+            // The same model tuned on the train file, converted to the untuned file's type, evaluated the same way.
+            QuantType type = modelOption?.StartsWith(ModelCache.BundledPrefix, StringComparison.OrdinalIgnoreCase) == true
+                ? ModelCache.ParseBundled(modelOption).Type
+                : string.IsNullOrWhiteSpace(modelOption) ? QuantType.Q4_0 : models[0].LinearLayers.First().Type;
+            var clock = Stopwatch.StartNew();
+            (BertParameters parameters, string[] vocabulary, string name) = TrainCommand.LoadWeights(modelOption ?? ModelCache.BundledPrefix + BundledModel.MiniLM.Name);
+            var tokenizer = new WordPieceTokenizer(vocabulary, parameters.Config.ContextLength);
+            IReadOnlyList<TuningEpoch> epochsRun = EncoderTuning.Tune(parameters, tokenizer, train,
+                tuningDefaults with { Epochs = tuneEpochs, Seed = tuneSeed, Threads = threads });
+            string tunedPath = Path.Combine(Path.GetTempPath(), $"edgeslm-eval-tuned-{Environment.ProcessId}-{Guid.NewGuid():N}.gguf");
+            try
+            {
+                OnnxToGguf.ConvertTo(tunedPath, parameters, vocabulary, name + " (tuned)", TensorTypes.For(type));
+                double tuneSeconds = clock.Elapsed.TotalSeconds;
+                using BertModel tunedModel = BertModel.Load(tunedPath);
+                using var tunedFeatures = new SentenceFeatures([tunedModel], threads);
+                EvaluationReport tuned = Evaluate(tunedFeatures, null);
+                if (savePath is not null && !HeadFile.TryWrite(savePath, tuned.Trained))
+                {
+                    throw new IOException($"cannot write the head to {savePath}");
+                }
+                output.WriteLine(json
+                    ? string.Create(CultureInfo.InvariantCulture, $"{{\"untuned\":{Json(report, features)},\"tuned\":{Json(tuned, tunedFeatures)},\"tune_epochs\":{epochsRun.Count},\"tune_seconds\":{tuneSeconds:F1}}}")
+                    : $"untuned:\n{Text(report, models, features)}\n\ntuned ({epochsRun.Count} epochs on the train file, {QuantTypeTraits.Of(type).Name}, {tuneSeconds:F0} s to tune and convert):\n{Text(tuned, [tunedModel], tunedFeatures)}\n\n{Difference(report, tuned)}");
+            }
+            finally
+            {
+                File.Delete(tunedPath);
+            }
         }
         finally
         {
@@ -73,6 +124,14 @@ internal static class EvalCommand
             }
         }
         return CommandLine.ExitOk;
+    }
+
+    private static string Difference(EvaluationReport untuned, EvaluationReport tuned)
+    {
+        static string Points(double? before, double? after) =>
+            before is double b && after is double a ? (100 * (a - b)).ToString("+0.00;-0.00;0.00", CultureInfo.InvariantCulture) : "n/a";
+        return $"tuning gives: accuracy {Points(untuned.Accuracy, tuned.Accuracy)} points, in-scope accuracy {Points(untuned.InScopeAccuracy, tuned.InScopeAccuracy)}, " +
+            $"out-of-scope recall {Points(untuned.OutOfScopeRecall, tuned.OutOfScopeRecall)}, slot F1 {Points(untuned.SlotF1, tuned.SlotF1)}";
     }
 
     private static double? FractionOption(Arguments args, string name) =>

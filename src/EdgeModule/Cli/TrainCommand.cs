@@ -77,11 +77,12 @@ internal static class TrainCommand
         return CommandLine.ExitOk;
     }
 
-    private static (BertParameters, string[] Vocabulary, string Name) LoadWeights(string model)
+    /// <summary>The float weights to tune: a bundled model's fp32 ONNX (<c>bundled:NAME</c>, any <c>:TYPE</c> ignored), or a GGUF file's, dequantized.</summary>
+    internal static (BertParameters, string[] Vocabulary, string Name) LoadWeights(string model)
     {
         if (model.StartsWith(ModelCache.BundledPrefix, StringComparison.OrdinalIgnoreCase))
         {
-            BundledModel bundled = BundledModel.Find(model[ModelCache.BundledPrefix.Length..]);
+            BundledModel bundled = ModelCache.ParseBundled(model).Model;
             string[] vocabulary = bundled.ReadVocabulary();
             return (OnnxToGguf.ReadParameters(OnnxModel.Read(bundled.ReadOnnx()), vocabulary, bundled.Pooling), vocabulary, bundled.DisplayName);
         }

@@ -127,7 +127,8 @@ public static class ModelCache
         return BertModel.LoadIntoMemory(path);
     }
 
-    private static (BundledModel, QuantType) ParseBundled(string requested)
+    /// <summary><c>bundled:NAME</c> or <c>bundled:NAME:TYPE</c>: the bundled model and the type it is converted to (q4_0 unless named).</summary>
+    public static (BundledModel Model, QuantType Type) ParseBundled(string requested)
     {
         string[] parts = requested[BundledPrefix.Length..].Split(':');
         if (parts.Length > 2)

@@ -29,7 +29,7 @@ internal static class DecoderBenchmark
     {
         int[] threads = [1, 2];
         string[] shapes = ["smollm2-135m", "qwen2.5-0.5b"];
-        int promptLength = 64, generate = 64, rounds = 5;
+        int promptLength = 64, generate = 64, rounds = 5, repeat = 1;
         string directory = Path.Combine(Path.GetTempPath(), "edgeslm-decoder-bench");
         string? output = null;
         string types = "q4_0";
@@ -43,6 +43,7 @@ internal static class DecoderBenchmark
                 case "--prompt" when i + 1 < args.Length: promptLength = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--generate" when i + 1 < args.Length: generate = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--rounds" when i + 1 < args.Length: rounds = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--repeat" when i + 1 < args.Length: repeat = Math.Max(1, int.Parse(args[++i], CultureInfo.InvariantCulture)); break;
                 case "--types" when i + 1 < args.Length: types = args[++i]; break;
                 case "--no-sid": sid = false; break;
                 case "--dir" when i + 1 < args.Length: directory = args[++i]; break;
@@ -61,7 +62,7 @@ internal static class DecoderBenchmark
         }
 
         var table = new StringBuilder();
-        table.AppendLine(CultureInfo.InvariantCulture, $"{weightTypes.Name}, prompt {promptLength} tokens, generation {generate} tokens, {rounds} rounds per engine: best (median) tokens/s. Peers: LLamaSharp 0.30.0 (\"sharp\"), Debian sid llama-bench build 11669 (\"sid\"); ratio = EdgeSlm's best / the faster peer's best.");
+        table.AppendLine(CultureInfo.InvariantCulture, $"{weightTypes.Name}, prompt {promptLength} tokens, generation {generate} tokens, {rounds} rounds per engine{(repeat > 1 ? $", the engines in turn {repeat} times" : "")}: best (median) tokens/s. Peers: LLamaSharp 0.30.0 (\"sharp\"), Debian sid llama-bench build 11669 (\"sid\"); ratio = EdgeSlm's best / the faster peer's best.");
         table.AppendLine(CultureInfo.InvariantCulture, $"Memory bandwidth (read, STREAM-like, 256 MiB): {string.Join(", ", threads.Select(t => string.Create(CultureInfo.InvariantCulture, $"{bandwidth[t].Read:F1} GB/s at {t} thread(s)")))}.");
         table.AppendLine();
         table.AppendLine("| shape | threads | EdgeSlm prompt | sharp prompt | sid prompt | ratio | EdgeSlm generation | sharp generation | sid generation | ratio | load ms EdgeSlm / sharp | peak RSS MiB EdgeSlm / sharp / sid | generation weight GB/s EdgeSlm / faster peer (% of read bandwidth) |");
@@ -86,9 +87,19 @@ internal static class DecoderBenchmark
             (long ourBytes, long storedBytes) = WeightBytesPerToken(path);
             foreach (int t in threads)
             {
-                WorkerResult? ours = Child("edgeslm", path, t, promptLength, generate, rounds);
-                WorkerResult? sharp = Child("llamasharp", path, t, promptLength, generate, rounds);
-                WorkerResult? theirs = sidScript is null ? null : Sid(sidScript, path, t, promptLength, generate, rounds);
+                // The VM's speed drifts over minutes (every engine 20-30% slower for a while, then faster): with
+                // --repeat the three engines run in turn that many times and each keeps its best, so that no
+                // engine's figure comes only from a slow stretch.
+                var ourRuns = new List<WorkerResult?>();
+                var sharpRuns = new List<WorkerResult?>();
+                var sidRuns = new List<WorkerResult?>();
+                for (int r = 0; r < repeat; r++)
+                {
+                    ourRuns.Add(Child("edgeslm", path, t, promptLength, generate, rounds));
+                    sharpRuns.Add(Child("llamasharp", path, t, promptLength, generate, rounds));
+                    sidRuns.Add(sidScript is null ? null : Sid(sidScript, path, t, promptLength, generate, rounds));
+                }
+                WorkerResult? ours = Best(ourRuns), sharp = Best(sharpRuns), theirs = Best(sidRuns);
                 double peerPrompt = Math.Max(sharp?.BestPrompt ?? 0, theirs?.BestPrompt ?? 0);
                 double peerGeneration = Math.Max(sharp?.BestGeneration ?? 0, theirs?.BestGeneration ?? 0);
                 double read = bandwidth[t].Read;
@@ -115,6 +126,27 @@ internal static class DecoderBenchmark
         Console.WriteLine(table);
         if (output is not null) File.WriteAllText(output, table.ToString());
         return 0;
+    }
+
+    /// <summary>One engine's runs as one: the best speeds, the median of the medians, the fastest load, the largest RSS.</summary>
+    private static WorkerResult? Best(List<WorkerResult?> runs)
+    {
+        WorkerResult[] done = runs.OfType<WorkerResult>().ToArray();
+        if (done.Length == 0) return null;
+        static double Median(IEnumerable<double> values)
+        {
+            double[] sorted = values.Order().ToArray();
+            return sorted[sorted.Length / 2];
+        }
+        return done[0] with
+        {
+            LoadMs = done.Min(r => r.LoadMs),
+            BestPrompt = done.Max(r => r.BestPrompt),
+            MedianPrompt = Median(done.Select(r => r.MedianPrompt)),
+            BestGeneration = done.Max(r => r.BestGeneration),
+            MedianGeneration = Median(done.Select(r => r.MedianGeneration)),
+            PeakRssMiB = done.Max(r => r.PeakRssMiB),
+        };
     }
 
     private static string Speed(double? best, double? median, string format) =>
