@@ -24,10 +24,14 @@ public static class LogSumExp
         return max + Math.Log(sum);
     }
 
+    // Float sums of this many exponentials at a time, added up in double. One float sum over a whole vocabulary was
+    // off by 5e-5 in the log on 4-lane NEON (152k terms, 38k per lane), 2.5 times the tests' bound.
+    private const int Chunk = 1024;
+
     /// <summary>
-    /// Vectorised: exponentials and sum in float (every term is at most 1 and the largest is exactly 1, so the float
-    /// sum's relative error stays near 1e-6 over 150k terms). <paramref name="scratch"/> needs values.Length floats
-    /// and may be <paramref name="values"/> itself, which is then overwritten.
+    /// Vectorised: exponentials in float, summed in float over chunks of <see cref="Chunk"/> and the chunks in double.
+    /// <paramref name="scratch"/> needs values.Length floats and may be <paramref name="values"/> itself, which is
+    /// then overwritten.
     /// </summary>
     public static double Compute(ReadOnlySpan<float> values, Span<float> scratch)
     {
@@ -39,6 +43,11 @@ public static class LogSumExp
         Span<float> shifted = scratch[..values.Length];
         TensorPrimitives.Subtract(values, max, shifted);
         TensorPrimitives.Exp(shifted, shifted);
-        return max + Math.Log(TensorPrimitives.Sum(shifted));
+        double sum = 0;
+        for (int start = 0; start < shifted.Length; start += Chunk)
+        {
+            sum += TensorPrimitives.Sum(shifted.Slice(start, Math.Min(Chunk, shifted.Length - start)));
+        }
+        return max + Math.Log(sum);
     }
 }

@@ -4,8 +4,8 @@ namespace EdgeSlm.Kernels.Tests.Activations;
 
 public sealed class LogSumExpTests
 {
-    // The vector form sums in float: over a vocabulary of 152k the normaliser may move by a few 1e-6.
-    private const double Tolerance = 2e-5;
+    // The vector form sums chunks of 1024 exponentials in float and the chunks in double: a few 1e-7 in the log.
+    private const double Tolerance = 2e-6;
 
     public static TheoryData<int> Lengths() => new() { 1, 2, 7, 16, 33, 100, 1000, 49_152, 151_936 };
 
